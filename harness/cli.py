@@ -1,0 +1,93 @@
+"""Command line: python -m harness {run,list} ..."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from harness.errors import HarnessError
+
+
+def _log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def _recipe_map(items: list[str]) -> dict[str, Path]:
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise HarnessError(f"--recipe {item!r}: expected TASK=FILE, e.g. forecast=my.toml")
+        task, path = item.split("=", 1)
+        out[task.strip()] = Path(path)
+    return out
+
+
+def _context(args):
+    from harness import datasets
+    from harness.task import Context
+
+    return Context(data_dir=datasets.resolve_data_dir(args.data_dir), jena_files=args.jena, log=_log)
+
+
+def cmd_run(args) -> int:
+    from harness import constraints, run
+
+    suites = constraints.suites() if args.suite == "all" else [args.suite]
+    ctx = _context(args)
+    failed = []
+    started = time.perf_counter()
+    for suite in suites:
+        versions = constraints.versions(suite) if (args.all or not args.version) else args.version
+        for v in versions:
+            rep = run.run_version(ctx, suite, v, tasks=args.task, recipe_paths=_recipe_map(args.recipe),
+                                  overrides=args.set, out_dir=Path(args.out), use_cache=not args.no_cache)
+            if not rep["passed"]:
+                failed.append(f"{suite}/{v}")
+            for t in rep["tasks"]:
+                _log("   stage times (" + t["task"] + "): " + ", ".join(f"{k} {s:.1f} s" for k, s in t["seconds"].items()))
+    _log(f"done in {time.perf_counter() - started:.1f} s; " + (f"FAIL: {', '.join(failed)}" if failed else "every version PASS"))
+    return 1 if failed and args.strict else 0
+
+
+def cmd_list(args) -> int:
+    from harness import constraints
+
+    for suite in constraints.suites():
+        for v in constraints.versions(suite):
+            c = constraints.load(suite, v)
+            _log(f"{suite} {v}: {', '.join(c.tasks)}" + (" (reconstructed)" if c.reconstructed else ""))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m harness", description="Train, shrink, convert and measure tiny models against versioned constraints.")
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="run one or more versions of a suite and write results/<suite>/version-<v>.md")
+    r.add_argument("--suite", default="ml4iot-2022", help="suite name (constraints/<suite>/) or 'all'")
+    r.add_argument("--version", action="append", help="version letter; repeatable; default: all versions")
+    r.add_argument("--all", action="store_true", help="every version of the suite")
+    r.add_argument("--task", action="append", choices=["forecast", "kws"], help="only these tasks")
+    r.add_argument("--recipe", action="append", metavar="TASK=FILE", help="use this recipe file for a task")
+    r.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe key, e.g. train.epochs=2")
+    r.add_argument("--data-dir", help="data folder (default: $ML4IOT_DATA_DIR, else ./data)")
+    r.add_argument("--jena", nargs="+", metavar="FILE", help="Jena climate file(s), CSV or zip, joined in time order")
+    r.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "results"), help="results folder")
+    r.add_argument("--no-cache", action="store_true", help="rebuild even when a cached build matches")
+    r.add_argument("--strict", action="store_true", help="exit 1 when a version fails its constraints")
+    r.set_defaults(fn=cmd_run)
+    ls = sub.add_parser("list", help="list suites and versions")
+    ls.set_defaults(fn=cmd_list)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except HarnessError as e:
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: finished files are kept, nothing half-written", file=sys.stderr)
+        return 130

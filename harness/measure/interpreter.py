@@ -1,0 +1,97 @@
+"""Load a deployed model in the LiteRT interpreter (tf.lite.Interpreter only as a fallback)."""
+from __future__ import annotations
+
+import numpy as np
+
+from harness.errors import HarnessError
+from harness.tfsetup import quiet_stderr
+
+
+def load(tflite: bytes, num_threads: int = 1):
+    """Return (interpreter, runtime name). One thread: what every protocol here assumes."""
+    try:
+        with quiet_stderr():
+            from ai_edge_litert.interpreter import Interpreter
+        name = "ai_edge_litert"
+    except ImportError:  # pragma: no cover - platforms without a LiteRT wheel
+        from harness.tfsetup import tf
+
+        Interpreter = tf().lite.Interpreter
+        name = "tf.lite.Interpreter"
+    try:
+        with quiet_stderr():
+            it = Interpreter(model_content=tflite, num_threads=num_threads)
+            it.allocate_tensors()
+    except (ValueError, RuntimeError) as e:
+        raise HarnessError(f"the model does not load in {name}: {e}") from None
+    return it, name
+
+
+class Runner:
+    """Batch-1 inference with float I/O, handling int8 I/O quantization if the model has it."""
+
+    def __init__(self, tflite: bytes):
+        self.interpreter, self.runtime = load(tflite)
+        self.inp = self.interpreter.get_input_details()[0]
+        self.out = self.interpreter.get_output_details()[0]
+        self.input_shape = tuple(int(d) for d in self.inp["shape"])
+        self.output_shape = tuple(int(d) for d in self.out["shape"])
+
+    def set(self, x: np.ndarray) -> None:
+        if self.inp["dtype"] != np.float32:
+            scale, zero = self.inp["quantization"]
+            x = np.clip(np.round(x / scale + zero), -128, 127)
+        self.interpreter.set_tensor(self.inp["index"], x.astype(self.inp["dtype"]).reshape(self.input_shape))
+
+    def get(self) -> np.ndarray:
+        y = self.interpreter.get_tensor(self.out["index"])
+        if self.out["dtype"] != np.float32:
+            scale, zero = self.out["quantization"]
+            y = (y.astype(np.float32) - zero) * scale
+        return y
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        self.set(x)
+        self.interpreter.invoke()
+        return self.get()
+
+    def predict(self, xs: np.ndarray) -> np.ndarray:
+        """Run every sample through the file one at a time, as a device would."""
+        out = np.empty((len(xs),) + self.output_shape[1:], np.float32)
+        for i in range(len(xs)):
+            out[i] = self(xs[i : i + 1])[0]
+        return out
+
+
+_WEIGHT_OPS = {"FULLY_CONNECTED": 1, "CONV_2D": 1, "DEPTHWISE_CONV_2D": 1}
+
+
+def weight_sparsity(tflite: bytes) -> dict[str, float]:
+    """Zeros in the weight tensors of the file itself (what pruning really left after conversion)."""
+    it, _ = load(tflite)
+    per_op: dict[str, list[int]] = {}
+    seen = set()
+    ops = it._get_ops_details()  # noqa: SLF001 - the only API listing op inputs
+    # fp16 / dynamic weights reach the op through a DEQUANTIZE of the stored constant
+    dequant_src = {int(op["outputs"][0]): int(op["inputs"][0]) for op in ops if op["op_name"] == "DEQUANTIZE"}
+    for op in ops:
+        pos = _WEIGHT_OPS.get(op["op_name"])
+        if pos is None or len(op["inputs"]) <= pos:
+            continue
+        idx = int(op["inputs"][pos])
+        idx = dequant_src.get(idx, idx)
+        if idx in seen or idx < 0:
+            continue
+        seen.add(idx)
+        try:
+            w = it.get_tensor(idx)
+        except ValueError:
+            continue  # produced at run time (e.g. dequantized on the fly), not a stored constant
+        z = per_op.setdefault(op["op_name"], [0, 0])
+        z[0] += int(np.sum(w == 0))
+        z[1] += int(w.size)
+    total_zero = sum(v[0] for v in per_op.values())
+    total = sum(v[1] for v in per_op.values())
+    out = {k: v[0] / v[1] for k, v in per_op.items() if v[1]}
+    out["all"] = total_zero / total if total else 0.0
+    return out

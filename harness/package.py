@@ -1,0 +1,55 @@
+"""The submitted formats: raw .tflite, zlib stream (.tflite.zlib) or zip archive (.tflite.zip)."""
+from __future__ import annotations
+
+import io
+import zipfile
+import zlib
+
+from harness.errors import HarnessError
+
+SUFFIX = {"tflite": ".tflite", "zlib": ".tflite.zlib", "zip": ".tflite.zip"}
+# Fixed timestamp so the same model always gives the same zip bytes.
+_ZIP_DATE = (2020, 1, 1, 0, 0, 0)
+
+
+def pack(tflite: bytes, fmt: str, member_name: str = "model.tflite") -> bytes:
+    if fmt == "tflite":
+        return tflite
+    if fmt == "zlib":
+        return zlib.compress(tflite, 9)
+    if fmt == "zip":
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as zf:
+            info = zipfile.ZipInfo(member_name, date_time=_ZIP_DATE)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, tflite, compresslevel=9)
+        return buf.getvalue()
+    raise HarnessError(f"package.format: unknown format {fmt!r} (known: {', '.join(SUFFIX)})")
+
+
+def unpack(blob: bytes, fmt: str, where: str = "artifact") -> bytes:
+    """What a grader does before loading: decompress / extract the first member."""
+    try:
+        if fmt == "tflite":
+            return blob
+        if fmt == "zlib":
+            return zlib.decompress(blob)
+        if fmt == "zip":
+            with zipfile.ZipFile(io.BytesIO(blob)) as zf:
+                return zf.read(zf.namelist()[0])
+    except (zlib.error, zipfile.BadZipFile, IndexError) as e:
+        raise HarnessError(f"{where}: cannot unpack as {fmt} ({e})") from None
+    raise HarnessError(f"{where}: unknown format {fmt!r}")
+
+
+def sizes(tflite: bytes) -> dict[str, int]:
+    """Size in bytes of every submittable format of the same model."""
+    return {fmt: len(pack(tflite, fmt)) for fmt in SUFFIX}
+
+
+def format_of(path: str) -> str:
+    for fmt in ("zlib", "zip", "tflite"):
+        if str(path).endswith(SUFFIX[fmt]):
+            return fmt
+    raise HarnessError(f"{path}: not a .tflite, .tflite.zlib or .tflite.zip file")

@@ -1,0 +1,204 @@
+"""Forecasting T and RH on the Jena climate data (Homework 2, Ex 1), as a harness task."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from harness import convert, datasets
+from harness.config import Field, one_of
+from harness.errors import HarnessError
+from harness.measure.interpreter import Runner, weight_sparsity
+from harness.measure.latency import inference_ms
+from harness.task import Build, Context, Limit, Measurement
+from harness.train import fit
+from tasks.forecast import data as jena
+from tasks.forecast import models, windows
+
+DATA_SCHEMA = {
+    "duplicates": Field(str, default="keep", check=one_of("keep", "drop"),
+                        doc="keep: rows as they come (the course); drop: first row of each duplicated timestamp"),
+}
+
+
+def find_files(ctx: Context) -> list[Path]:
+    """--jena files > ML4IOT_JENA (os.pathsep-separated) > <data dir>/jena_climate_2009_2016.csv.zip > download."""
+    import os
+
+    if ctx.jena_files:
+        return [Path(p) for p in ctx.jena_files]
+    env = os.environ.get("ML4IOT_JENA")
+    if env:
+        return [Path(p) for p in env.split(os.pathsep) if p]
+    for name in (jena.OFFICIAL_NAME, "jena_climate_2009_2016.csv"):
+        p = ctx.data_dir / name
+        if p.is_file():
+            return [p]
+    target = datasets.cache_dir() / "downloads" / jena.OFFICIAL_NAME
+    if not target.is_file():
+        datasets.download(
+            jena.OFFICIAL_URL, target, sha256=None, desc=jena.OFFICIAL_NAME,
+            offline_hint=f"put {jena.OFFICIAL_NAME} in {ctx.data_dir} (or pass --data-dir / --jena FILE)",
+        )
+        _verify_official(target)
+    return [target]
+
+
+def _verify_official(path: Path) -> None:
+    import hashlib
+    import zipfile
+
+    with zipfile.ZipFile(path) as zf:
+        raw = zf.read(zf.namelist()[0])
+    digest = hashlib.sha256(raw).hexdigest()
+    if len(raw) != jena.OFFICIAL_CSV_BYTES or digest != jena.OFFICIAL_CSV_SHA256:
+        path.unlink(missing_ok=True)
+        raise HarnessError(f"{jena.OFFICIAL_URL}: downloaded CSV has sha256 {digest}, expected {jena.OFFICIAL_CSV_SHA256}")
+
+
+class ForecastTask:
+    name = "forecast"
+    title = "T/RH forecasting (Jena climate)"
+    recipes_dir = Path(__file__).parent / "recipes"
+    recipe_schema = {"data": Field(dict, default={}, schema=DATA_SCHEMA)}
+    limits = [
+        Limit("max_mae_t_degc", "mae_t_degc", "MAE(T), test split", "°C", "{:.4f}"),
+        Limit("max_mae_rh_pct", "mae_rh_pct", "MAE(RH), test split", "%RH", "{:.4f}"),
+        Limit("max_size_bytes", "size_bytes", "Size of the submitted file", "B", "{:,.0f}"),
+    ]
+
+    def check_model(self, model, where):
+        return models.check(model, where)
+
+    # -- data ---------------------------------------------------------------------------------
+    def series(self, ctx: Context, recipe) -> jena.Series:
+        files = find_files(ctx)
+        key = ("jena", tuple(map(str, files)), recipe["data"]["duplicates"])
+        if key not in ctx.cache:
+            s = jena.load(files, duplicates=recipe["data"]["duplicates"])
+            ctx.log(f"  data: {', '.join(f.path for f in s.sources)}: {s.describe()}")
+            ctx.cache[key] = s
+        return ctx.cache[key]
+
+    def windows(self, ctx, section, recipe) -> windows.Windows:
+        s = self.series(ctx, recipe)
+        key = ("windows", id(s), section["input_steps"], section["output_steps"])
+        if key not in ctx.cache:
+            w = windows.build(s.values, section["input_steps"], section["output_steps"])
+            for split in ("train", "val", "test"):
+                if len(w.x[split]) == 0:
+                    raise HarnessError(f"Jena data: the {split} split has no complete window ({s.rows} rows in all)")
+            ctx.cache[key] = w
+        return ctx.cache[key]
+
+    def data_fingerprint(self, ctx, section, recipe) -> dict:
+        s = self.series(ctx, recipe)
+        return {
+            "files": [{"path": f.path, "sha256": f.sha256, "rows": f.rows} for f in s.sources],
+            "rows": s.rows,
+            "duplicates": s.duplicates,
+            "duplicate_policy": s.duplicate_policy,
+            "gaps": len(s.gaps),
+            "gap_minutes": sum(m for _, m in s.gaps),
+        }
+
+    def data_note(self, fp: dict) -> str:
+        dup = ("kept, rows used as they come (as the course did)" if fp["duplicate_policy"] == "keep"
+               else "dropped (first row kept)")
+        return (f"{fp['rows']:,} rows; {fp['duplicates']} duplicated timestamp(s) {dup}; {fp['gaps']} gap(s) "
+                f"({fp['gap_minutes']} min missing) not filled: windows may span them, as in the course")
+
+    def stats(self, w: windows.Windows, output_steps: int) -> models.Stats:
+        pers = windows.mae_per_feature(windows.persistence(w.x["train"], output_steps), w.y["train"])
+        return models.Stats(mean=[float(v) for v in w.mean], std=[float(v) for v in w.std],
+                            delta_scale=[float(max(v, 1e-3)) for v in pers])
+
+    # -- build ---------------------------------------------------------------------------------
+    def build(self, ctx, section, recipe) -> Build:
+        w = self.windows(ctx, section, recipe)
+        K = section["output_steps"]
+        st = self.stats(w, K)
+        bundle = models.build(recipe["model"], section["input_steps"], K, st)
+        loss_name = recipe["train"]["loss"]
+        if loss_name == "default":
+            loss_name = "mae" if bundle.loss_weights else "mse"
+        loss = _loss(loss_name, bundle.loss_weights)
+        ctx.log(f"  train {recipe['model']['name']}: {bundle.model.count_params()} params, "
+                f"{len(w.x['train'])} training windows, loss {loss_name}")
+        trained, info = fit(bundle.model, (w.x["train"], w.y["train"], w.x["val"], w.y["val"]), recipe,
+                            loss=loss, metrics=None, log=ctx.log)
+        deployed = bundle.export(trained)
+        calib = w.x["train"][: recipe["quantize"]["calibration_samples"]]  # fixed: the first training windows
+
+        def calibration():
+            for i in range(len(calib)):
+                yield [calib[i : i + 1]]
+
+        tflite = convert.to_tflite(deployed, recipe["quantize"]["mode"], calibration)
+        info.update({"params_trained": int(bundle.model.count_params()), "params_deployed": int(deployed.count_params()),
+                     "loss": loss_name})
+        return Build(tflite=tflite, info=info)
+
+    # -- measure -------------------------------------------------------------------------------
+    def measure(self, ctx, section, recipe, tflite, latency=True) -> Measurement:
+        w = self.windows(ctx, section, recipe)
+        K = section["output_steps"]
+        runner = Runner(tflite)
+        expected_in = (1, section["input_steps"], 2)
+        if runner.input_shape != expected_in or runner.output_shape != (1, K, 2):
+            raise HarnessError(f"model I/O is {runner.input_shape} -> {runner.output_shape}, expected {expected_in} -> (1, {K}, 2)")
+        pred = runner.predict(w.x["test"])
+        mae = windows.mae_per_feature(pred, w.y["test"])
+        pers = windows.mae_per_feature(windows.persistence(w.x["test"], K), w.y["test"])
+        skill = 1 - mae / pers
+        sparsity = weight_sparsity(tflite)
+        lat = inference_ms(runner, w.x["test"][:1]) if latency else None
+        rows = [
+            ("Persistence baseline (repeat last value)", f"MAE(T) {pers[0]:.4f} °C, MAE(RH) {pers[1]:.4f} %RH"),
+            ("Skill vs persistence (1 − MAE/MAE_persistence)", f"T {skill[0]:+.1%}, RH {skill[1]:+.1%}"),
+            ("Test windows", f"{len(pred):,} (rows {w.bounds['test'][0]:,}–{w.bounds['test'][1] - 1:,})"),
+            ("Weight sparsity in the file", f"{sparsity['all']:.1%}"),
+        ]
+        if lat:
+            rows.append(("Inference latency (info, no limit)", f"median {lat['total_median_ms'] * 1e3:.1f} µs, min {lat['total_min_ms'] * 1e3:.1f} µs over {lat['n']} runs"))
+        return Measurement(
+            metrics={"mae_t_degc": float(mae[0]), "mae_rh_pct": float(mae[1])},
+            rows=rows,
+            details={
+                "persistence_mae": {"t_degc": float(pers[0]), "rh_pct": float(pers[1])},
+                "skill": {"t": float(skill[0]), "rh": float(skill[1])},
+                "test_windows": int(len(pred)),
+                "split_rows": {k: list(v) for k, v in w.bounds.items()},
+                "train_mean": [float(v) for v in w.mean],
+                "train_std": [float(v) for v in w.std],
+                "weight_sparsity": sparsity,
+                "inference_latency": lat,
+                "runtime": runner.runtime,
+            },
+        )
+
+    def sidecar(self, ctx, section, recipe) -> dict:
+        return {
+            "task": "forecast",
+            "input": {"shape": [1, section["input_steps"], 2], "dtype": "float32", "features": ["T (degC)", "rh (%)"],
+                      "units": ["°C", "%RH"], "order": "oldest first, 10-minute steps"},
+            "output": {"shape": [1, section["output_steps"], 2], "dtype": "float32", "units": ["°C", "%RH"]},
+            "normalization": "inside the model",
+            "evaluation": "chronological 70/20/10 split by row; windows of input_steps + output_steps rows, stride 1, "
+                          "built inside the test split; MAE per feature over all windows and steps",
+        }
+
+
+def _loss(name: str, weights):
+    from harness.tfsetup import tf
+
+    t = tf()
+    w = t.constant(weights or [1.0, 1.0], dtype=t.float32)
+    if name == "mae":
+        return lambda y, p: t.reduce_mean(t.abs(y - p) * w)
+    if name == "mse":
+        return lambda y, p: t.reduce_mean(t.square(y - p) * w)
+    raise HarnessError(f"train.loss: {name!r} is not a forecasting loss (use mae or mse)")
+
+
+TASK = ForecastTask()

@@ -1,0 +1,119 @@
+"""harness.datasets: folder resolution, cache folder, hashing and verified downloads (local HTTP server)."""
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import http.server
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+
+from harness import datasets
+from harness.datasets import cache_dir, download, ensure_download, placement_hint, resolve_data_dir, sha256_file
+from harness.errors import HarnessError
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):  # keep pytest output clean
+        pass
+
+
+@contextlib.contextmanager
+def serve(folder: Path):
+    """Serve `folder` on 127.0.0.1 at a free port; yields the base URL."""
+    handler = functools.partial(_QuietHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def closed_port_url(name: str) -> str:
+    """A URL on a port nobody listens to: connecting is refused at once."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/{name}"
+
+
+@pytest.fixture()
+def archive(tmp_path):
+    served = tmp_path / "served"
+    served.mkdir()
+    payload = bytes(range(256)) * 4096  # 1 MiB: several read chunks
+    (served / "small.zip").write_bytes(payload)
+    return served, payload, hashlib.sha256(payload).hexdigest()
+
+
+def test_resolve_data_dir_precedence(monkeypatch, tmp_path):
+    monkeypatch.delenv(datasets.DATA_DIR_ENV, raising=False)
+    assert resolve_data_dir() == datasets.PROJECT_ROOT / "data"
+    monkeypatch.setenv(datasets.DATA_DIR_ENV, str(tmp_path / "env"))
+    assert resolve_data_dir() == tmp_path / "env"
+    assert resolve_data_dir(str(tmp_path / "cli")) == tmp_path / "cli"
+
+
+def test_cache_dir_from_env(monkeypatch, tmp_path):
+    monkeypatch.setenv(datasets.CACHE_DIR_ENV, str(tmp_path / "c"))
+    assert cache_dir() == tmp_path / "c" and (tmp_path / "c").is_dir()
+
+
+def test_sha256_file(tmp_path):
+    f = tmp_path / "f.bin"
+    f.write_bytes(b"x" * 3_000_000)
+    assert sha256_file(f) == hashlib.sha256(b"x" * 3_000_000).hexdigest()
+
+
+def test_download_success(archive, tmp_path):
+    served, payload, digest = archive
+    dest = tmp_path / "out" / "small.zip"
+    with serve(served) as base:
+        assert download(f"{base}/small.zip", dest, digest, "small") == dest
+        assert dest.read_bytes() == payload
+        # Without a hash the Content-Length is still checked; the same bytes arrive.
+        download(f"{base}/small.zip", tmp_path / "out" / "nohash.zip", None, "small")
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["nohash.zip", "small.zip"]  # no temp file left
+
+
+def test_download_hash_mismatch_leaves_nothing(archive, tmp_path):
+    served, _, digest = archive
+    dest = tmp_path / "out" / "small.zip"
+    wrong = "0" * 64
+    with serve(served) as base, pytest.raises(HarnessError) as err:
+        download(f"{base}/small.zip", dest, wrong, "small")
+    message = str(err.value)
+    assert f"{base}/small.zip" in message and wrong in message and digest in message
+    assert list(dest.parent.iterdir()) == []
+
+
+def test_download_connection_refused_gives_offline_hint(tmp_path):
+    url = closed_port_url("small.zip")
+    hint = placement_hint("small.zip", tmp_path / "data")
+    with pytest.raises(HarnessError) as err:
+        download(url, tmp_path / "out" / "small.zip", None, "small", offline_hint=hint)
+    message = str(err.value)
+    assert message.startswith(f"cannot download {url} (")
+    assert message.endswith(f"; put small.zip in {tmp_path / 'data'} or pass --data-dir")
+    assert "\n" not in message
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_download_http_error(archive, tmp_path):
+    served, _, _ = archive
+    with serve(served) as base, pytest.raises(HarnessError, match="HTTP 404"):
+        download(f"{base}/missing.zip", tmp_path / "missing.zip", None, "missing", offline_hint="hint")
+
+
+def test_ensure_download_reuses_verified_file(archive, tmp_path):
+    _, payload, digest = archive
+    dest = tmp_path / "small.zip"
+    dest.write_bytes(payload)
+    # The URL is unreachable: success proves no network access was attempted.
+    assert ensure_download(closed_port_url("small.zip"), dest, digest, "small") == dest
