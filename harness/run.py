@@ -12,7 +12,7 @@ from harness import atomic, check, constraints, datasets, hostinfo, package, rec
 from harness.errors import HarnessError
 from harness.task import Build, Context
 from harness.task import get as get_task
-from harness.tfsetup import quiet_stderr
+from harness.tfsetup import keras, quiet_stderr, seed_everything
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = ROOT / "results"
@@ -34,6 +34,12 @@ def build_key(task_name: str, section: dict, recipe, data_fp: dict) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
+def fresh_session(seed: int) -> None:
+    """Reset Keras' auto-numbered names (they are written into the .tflite) and all seeds."""
+    keras().backend.clear_session()
+    seed_everything(seed)
+
+
 def cached_build(ctx: Context, task, section, recipe, data_fp, use_cache: bool) -> tuple[Build, bool, str]:
     key = build_key(task.name, section, recipe, data_fp)
     folder = datasets.cache_dir() / "builds" / key
@@ -42,6 +48,7 @@ def cached_build(ctx: Context, task, section, recipe, data_fp, use_cache: bool) 
         ctx.log(f"  build {key}: reused from cache ({model_path})")
         return Build(model_path.read_bytes(), json.loads(info_path.read_text())), True, key
     with quiet_stderr():  # TensorFlow's runtime writes C++ log lines straight to fd 2
+        fresh_session(recipe["seed"])
         b = task.build(ctx, section, recipe)
     atomic.write_bytes(model_path, b.tflite)
     atomic.write_json(info_path, b.info)  # written last: its presence marks a complete build

@@ -19,3 +19,19 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data folder not found: {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Tests never read or fill the user's cache."""
+    monkeypatch.setenv("ML4IOT_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+@pytest.fixture(scope="session")
+def jena_2020(shared_data) -> Path:
+    return shared_data / "jena_climate" / "weather_2020.zip"
+
+
+@pytest.fixture(scope="session")
+def jena_2017b(shared_data) -> Path:
+    return shared_data / "jena_climate" / "mpi_roof_2017b.zip"

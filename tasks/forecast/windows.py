@@ -10,13 +10,13 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-SPLIT_FRACTIONS = (0.7, 0.2, 0.1)
+TRAIN_END, VAL_END = 0.7, 0.9  # the lab code's literals (0.7 + 0.2 would be 0.8999... in floating point)
 
 
 def split_bounds(n: int) -> dict[str, tuple[int, int]]:
     """Row ranges [start, stop): train [0, int(0.7n)), val [int(0.7n), int(0.9n)), test [int(0.9n), n)."""
-    a = int(n * SPLIT_FRACTIONS[0])
-    b = int(n * (SPLIT_FRACTIONS[0] + SPLIT_FRACTIONS[1]))
+    a = int(n * TRAIN_END)
+    b = int(n * VAL_END)
     return {"train": (0, a), "val": (a, b), "test": (b, n)}
 
 

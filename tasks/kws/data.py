@@ -30,6 +30,7 @@ AUDIO_SUFFIXES = (".wav", ".flac")
 CORPUS_DIR_NAME = "mini_speech_commands"
 CORPUS_ZIP_NAME = "mini_speech_commands.zip"
 CORPUS_URL = "http://storage.googleapis.com/download.tensorflow.org/data/mini_speech_commands.zip"
+DOWNLOADS_DIR = "downloads"  # under cache_dir(), shared with the other tasks
 CORPUS_CLIPS = 8000  # no official checksum is known: the member count is what we can verify
 
 SPLIT_NAMES = ("train", "val", "test")
@@ -212,7 +213,7 @@ def find_corpus(data_dir: str | os.PathLike, *, allow_download: bool = True) -> 
     """First corpus found in `data_dir`, else a cached or freshly downloaded official archive.
 
     Searched, in order: <d>/mini_speech_commands/, <d>/mini_speech_commands_flac/mini_speech_commands/,
-    <d>/mini_speech_commands.zip, then <cache>/mini_speech_commands.zip.
+    <d>/mini_speech_commands.zip, then <cache>/downloads/mini_speech_commands.zip.
     """
     data_dir = Path(data_dir)
     for folder in (data_dir / CORPUS_DIR_NAME, data_dir / f"{CORPUS_DIR_NAME}_flac" / CORPUS_DIR_NAME):
@@ -221,7 +222,7 @@ def find_corpus(data_dir: str | os.PathLike, *, allow_download: bool = True) -> 
     if (data_dir / CORPUS_ZIP_NAME).is_file():
         return open_zip(data_dir / CORPUS_ZIP_NAME)
     hint = placement_hint(f"{CORPUS_ZIP_NAME} (or its unpacked {CORPUS_DIR_NAME}/ folder)", data_dir)
-    cached = cache_dir() / CORPUS_ZIP_NAME
+    cached = cache_dir() / DOWNLOADS_DIR / CORPUS_ZIP_NAME
     if not cached.is_file():
         if not allow_download:
             raise HarnessError(f"mini Speech Commands not found in {data_dir}; {hint}")
@@ -303,7 +304,8 @@ def _check_wav_complete(data: bytes, where: str) -> None:
 
 
 def _one_line(e: Exception) -> str:
-    return " ".join(str(e).split())
+    text = re.sub(r"Error opening <[^>]*>: ", "", str(e))  # soundfile names the in-memory buffer: noise
+    return " ".join(text.split())
 
 
 # --------------------------------------------------------------------------------------------
@@ -381,7 +383,7 @@ def _check_disjoint(splits: Mapping[str, SplitList]) -> None:
 def find_split_lists(data_dir: str | os.PathLike, *, allow_download: bool = True) -> Path:
     """Folder holding the three course split lists and labels.txt.
 
-    <data_dir>/ml4iot_kws_splits/ if present, else <cache>/ml4iot_kws_splits/ filled from pinned
+    <data_dir>/ml4iot_kws_splits/ if present, else <cache>/downloads/ml4iot_kws_splits/ filled from pinned
     public copies (sha256-checked).
     """
     local = Path(data_dir) / SPLITS_DIR_NAME
@@ -390,7 +392,7 @@ def find_split_lists(data_dir: str | os.PathLike, *, allow_download: bool = True
         if missing:
             raise HarnessError(f"split folder {local} lacks {', '.join(missing)}")
         return local
-    target = cache_dir() / SPLITS_DIR_NAME
+    target = cache_dir() / DOWNLOADS_DIR / SPLITS_DIR_NAME
     hint = placement_hint(f"{SPLITS_DIR_NAME}/ ({', '.join(SPLIT_FILES)})", data_dir)
     for name, (url, sha256) in SPLIT_FILES.items():
         if not allow_download and not (target / name).is_file():
@@ -431,10 +433,12 @@ def select_items(items: Sequence[Item], keywords: Sequence[str], split_name: str
     counts = Counter(items[i][0] for i in keep)
     for keyword in wanted:
         if counts[keyword] == 0:
-            where = getattr(items, "path", None) or f"the {split_name} split"
-            raise HarnessError(f"keyword {keyword!r} has no clips in the {split_name} split ({where})")
+            source = getattr(items, "path", None)
+            raise HarnessError(f"keyword {keyword!r} has no clips in the {split_name} split"
+                               + (f" ({source})" if source else ""))
     path = items.path if isinstance(items, SplitList) else None
-    lines = [items.lines[i] for i in keep] if isinstance(items, SplitList) else []
+    has_lines = isinstance(items, SplitList) and len(items.lines) == len(items)
+    lines = [items.lines[i] for i in keep] if has_lines else []
     return SplitList([tuple(items[i]) for i in keep], path, lines)
 
 

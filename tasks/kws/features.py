@@ -96,8 +96,8 @@ class PreprocessingArgs:
             value = getattr(self, f.name)
             if f.type == "int" and not _is_int(value):
                 raise HarnessError(f"{where}: {f.name} must be an integer, got {value!r}")
-            if f.type == "float" and not _is_number(value):
-                raise HarnessError(f"{where}: {f.name} must be a number, got {value!r}")
+            if f.type == "float" and not (_is_number(value) and math.isfinite(value)):
+                raise HarnessError(f"{where}: {f.name} must be a finite number, got {value!r}")
             # Normalise types so to_dict() (and hence cache keys) does not depend on 20 vs 20.0.
             object.__setattr__(self, f.name, int(value) if f.type == "int" else float(value))
         rate = self.sampling_rate

@@ -133,7 +133,7 @@ def test_split_folder_download_fallback(tmp_path, shared_data, monkeypatch):
     with _serve(served) as base:
         monkeypatch.setattr(data, "SPLIT_FILES", {n: (f"{base}/{n}", h) for n, (_, h) in data.SPLIT_FILES.items()})
         folder = find_split_lists(tmp_path / "empty-data")
-    assert folder == tmp_path / "cache" / "ml4iot_kws_splits"
+    assert folder == tmp_path / "cache" / "downloads" / "ml4iot_kws_splits"
     assert len(load_split_lists(folder)["test"]) == 800
 
 
@@ -210,7 +210,7 @@ def test_downloaded_corpus_with_wrong_clip_count_is_discarded(tmp_path, monkeypa
         monkeypatch.setattr(data, "CORPUS_URL", f"{base}/mini_speech_commands.zip")
         with pytest.raises(HarnessError, match="holds 1 clips, expected 8000"):
             find_corpus(tmp_path / "d")
-    assert not (tmp_path / "cache" / "mini_speech_commands.zip").exists()
+    assert not (tmp_path / "cache" / "downloads" / "mini_speech_commands.zip").exists()
 
 
 # -- bad clips --------------------------------------------------------------------------------------
@@ -277,7 +277,7 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 def _serve(folder: Path):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
                                              functools.partial(_QuietHandler, directory=str(folder)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:

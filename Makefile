@@ -1,0 +1,44 @@
+# One command per result. The first use creates .venv and installs the pinned requirements.
+#   make version-a                 # default suite (ml4iot-2022), version a, every task
+#   make all-versions SUITE=ml4iot-2023
+#   make all-suites                # every suite, every version
+#   make test                      # the test suite (CI runs exactly this)
+#   make bench                     # latency + quality benchmarks (prints figures)
+# Data: DATA_DIR=<folder> (else $ML4IOT_DATA_DIR, else ./data); JENA=<file> [<file> ...] for other Jena files.
+SUITE    ?= ml4iot-2022
+PYTHON   ?= python3
+VENV     ?= .venv
+PY       := $(VENV)/bin/python
+STAMP    := $(VENV)/.installed
+RUN_ARGS := $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(JENA),--jena $(JENA)) $(ARGS)
+
+.PHONY: venv version-% all-versions all-suites test bench search list clean-cache
+
+venv: $(STAMP)
+$(STAMP): requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip==25.3
+	$(VENV)/bin/pip install --quiet -r requirements.txt
+	touch $@
+
+version-%: $(STAMP)
+	$(PY) -m harness run --suite $(SUITE) --version $* $(RUN_ARGS)
+
+all-versions: $(STAMP)
+	$(PY) -m harness run --suite $(SUITE) --all $(RUN_ARGS)
+
+all-suites: $(STAMP)
+	$(PY) -m harness run --suite all $(RUN_ARGS)
+
+list: $(STAMP)
+	$(PY) -m harness list
+
+test: $(STAMP)
+	$(PY) -m pytest -q tests
+
+bench: $(STAMP)
+	$(PY) -m pytest -q benchmarks --benchmark-only --benchmark-columns=min,median,mean,rounds
+	$(PY) -m benchmarks.quality $(RUN_ARGS)
+
+clean-cache:
+	rm -rf $${ML4IOT_CACHE_DIR:-$$HOME/.cache/ml4iot-harness}/builds

@@ -1,0 +1,65 @@
+"""Normalization inside the model; Keras vs deployed TFLite parity; the delta fold is exact."""
+import numpy as np
+import pytest
+
+from harness import convert
+from harness.measure.interpreter import Runner, weight_sparsity
+from harness.tfsetup import seed_everything
+from tasks.forecast import models
+
+STATS = models.Stats(mean=[9.1, 75.9], std=[8.65, 16.56], delta_scale=[0.2, 0.9])
+
+
+def _inputs(n=64, seed=0):
+    rng = np.random.default_rng(seed)
+    base = np.stack([rng.normal(9, 8, n), rng.uniform(30, 100, n)], axis=1)[:, None, :]
+    return (base + rng.normal(0, [0.3, 1.0], (n, 6, 2))).astype(np.float32)
+
+
+@pytest.mark.parametrize("spec", [{"name": "mlp", "width": 0.25}, {"name": "cnn", "width": 0.25},
+                                  {"name": "delta_linear"}, {"name": "delta_mlp", "hidden": 8, "level": True}])
+def test_keras_and_tflite_agree_on_physical_units(spec):
+    seed_everything(1)
+    b = models.build(models.check(dict(spec), "test"), 6, 3, STATS)
+    model = b.model
+    if spec["name"] == "delta_linear":  # zero-initialised: give it some weights to compare
+        w = model.get_layer("delta").get_weights()
+        model.get_layer("delta").set_weights([np.random.default_rng(0).normal(0, 0.3, w[0].shape).astype(np.float32)])
+    x = _inputs()
+    keras_out = model.predict(x, verbose=0)
+    deployed = b.export(model)
+    runner = Runner(convert.to_tflite(deployed, "none"))
+    assert runner.input_shape == (1, 6, 2) and runner.output_shape == (1, 3, 2)
+    np.testing.assert_allclose(runner.predict(x), keras_out, rtol=1e-4, atol=1e-4)
+
+
+def test_delta_linear_exports_as_one_fully_connected_layer():
+    b = models.build({"name": "delta_linear"}, 6, 9, STATS)
+    layer = b.model.get_layer("delta")
+    layer.set_weights([np.random.default_rng(1).normal(0, 0.2, layer.get_weights()[0].shape).astype(np.float32)])
+    tfl = convert.to_tflite(b.export(b.model), "none")
+    from harness.measure.interpreter import load
+
+    it, _ = load(tfl)
+    ops = sorted({op["op_name"] for op in it._get_ops_details()} - {"DELEGATE"})  # XNNPACK node
+    assert ops == ["FULLY_CONNECTED", "RESHAPE"]
+    # a constant input maps to itself plus the learnt drift (zero here: no bias)
+    x = np.full((1, 6, 2), [12.5, 80.0], np.float32)
+    np.testing.assert_allclose(Runner(tfl)(x)[0], np.tile([12.5, 80.0], (9, 1)), atol=1e-3)
+
+
+def test_width_multiplier_scales_units():
+    small = models.build({"name": "mlp", "width": 0.25}, 6, 3, STATS).model.count_params()
+    full = models.build({"name": "mlp"}, 6, 3, STATS).model.count_params()
+    assert small < full / 8
+
+
+def test_unknown_model_or_parameter_is_rejected():
+    from harness.errors import HarnessError
+
+    with pytest.raises(HarnessError, match="known forecasting models"):
+        models.check({"name": "transformer"}, "r.toml")
+    with pytest.raises(HarnessError, match="unknown key 'model.filters' for model 'mlp'"):
+        models.check({"name": "mlp", "filters": 3}, "r.toml")
+    with pytest.raises(HarnessError, match="model.width"):
+        models.check({"name": "mlp", "width": "wide"}, "r.toml")

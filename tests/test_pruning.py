@@ -1,0 +1,39 @@
+"""Pruning must reach its target sparsity in the final .tflite, not only in Keras."""
+import numpy as np
+import pytest
+
+from harness import convert, optimize
+from harness.measure.interpreter import weight_sparsity
+from harness.recipes import PRUNE_SCHEMA, QUANT_SCHEMA, TRAIN_SCHEMA
+from harness.config import validate
+from harness.train import fit
+from tasks.forecast import models
+
+
+def test_schedule_lands_on_a_pruning_step():
+    for total in (7, 40, 100, 1234):
+        begin, end, freq = optimize.pruning_steps(total, {"begin": 0.2, "end": 0.8, "frequency": 0})
+        assert 0 <= begin < end <= total - 1
+        assert (end - begin) % freq == 0
+    # the default frequency of 100 would never prune a 40-step run; ours does
+    assert optimize.pruning_steps(40, {"begin": 0.0, "end": 1.0, "frequency": 100})[2] <= 39
+
+
+@pytest.mark.parametrize("mode", ["none", "int8"])
+def test_final_file_has_the_target_sparsity(mode):
+    stats = models.Stats([0, 0], [1, 1], [1, 1])
+    b = models.build({"name": "mlp", "width": 0.25}, 6, 3, stats)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(512, 6, 2)).astype(np.float32)
+    y = rng.normal(size=(512, 3, 2)).astype(np.float32)
+    recipe = {
+        "seed": 1,
+        "train": validate({"epochs": 2, "batch_size": 32}, TRAIN_SCHEMA, "t"),
+        "prune": validate({"final_sparsity": 0.75, "begin": 0.1, "end": 0.9}, PRUNE_SCHEMA, "t"),
+        "quantize": validate({}, QUANT_SCHEMA, "t"),
+    }
+    model, info = fit(b.model, (x, y, x[:64], y[:64]), recipe, loss="mse", metrics=None, log=lambda m: None)
+    assert info["keras_sparsity"] >= 0.74
+    tfl = convert.to_tflite(model, mode, lambda: ([x[i : i + 1]] for i in range(32)))
+    sp = weight_sparsity(tfl)
+    assert sp["FULLY_CONNECTED"] >= 0.74, sp

@@ -1,0 +1,59 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness import constraints, recipes
+from harness.config import parse_override
+from harness.errors import HarnessError
+from harness.task import get
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_every_shipped_recipe_is_valid_and_fits_its_constraints():
+    n = 0
+    for suite in constraints.suites():
+        for v in constraints.versions(suite):
+            c = constraints.load(suite, v)
+            for t in c.tasks:
+                task = get(t) if t == "forecast" else None
+                if task is None:
+                    continue
+                r = recipes.load(recipes.default_path(task, suite, v), task)
+                assert r["package"]["format"] in c.task(t)["size_formats"]
+                n += 1
+    assert n >= 4
+
+
+def test_overrides_are_typed_toml_values():
+    assert parse_override("train.epochs=3") == (["train", "epochs"], 3)
+    assert parse_override("model.name=mlp") == (["model", "name"], "mlp")
+    assert parse_override("quantize.mode=\"int8\"") == (["quantize", "mode"], "int8")
+    task = get("forecast")
+    path = recipes.default_path(task, "ml4iot-2022", "a")
+    assert recipes.load(path, task, ["train.epochs=2"])["train"]["epochs"] == 2
+    with pytest.raises(HarnessError, match=r"unknown key 'train.epoch'"):
+        recipes.load(path, task, ["train.epoch=2"])
+    with pytest.raises(HarnessError, match=r"'train.epochs' must be a integer"):
+        recipes.load(path, task, ["train.epochs=two"])
+    with pytest.raises(HarnessError, match="qat_epochs"):
+        recipes.load(path, task, ["quantize.qat_epochs=2"])
+
+
+def test_cli_bad_input_is_one_line_on_stderr(tmp_path):
+    bad = tmp_path / "missing.csv"
+    proc = subprocess.run([sys.executable, "-m", "harness", "run", "--suite", "ml4iot-2022", "--version", "a",
+                           "--task", "forecast", "--jena", str(bad), "--out", str(tmp_path / "out")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    lines = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
+    assert lines == [f"error: {bad}: Jena climate file not found"]
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_unknown_version(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "harness", "run", "--suite", "ml4iot-2023", "--version", "z"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "has versions: a" in proc.stderr
