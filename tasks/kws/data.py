@@ -14,6 +14,7 @@ import re
 import struct
 import sys
 import zipfile
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,20 +106,23 @@ class Corpus:
         member = self._member(label, stem)
         return f"{self.root}:{member.name}" if self._zip is not None else member.name
 
+    def raw(self, label: str, stem: str) -> bytes:
+        """The clip file's bytes (WAV or FLAC), undecoded: what a device reads from storage."""
+        member = self._member(label, stem)
+        try:
+            return self._zip.read(member.name) if self._zip is not None else Path(member.name).read_bytes()
+        except (OSError, zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error) as e:
+            raise HarnessError(f"cannot read clip {self.clip_path(label, stem)} ({e})") from e
+
     def read(self, label: str, stem: str) -> np.ndarray:
         """The clip as int16 [16000] samples at 16 kHz, zero-padded at the end (course convention)."""
-        member = self._member(label, stem)
-        where = self.clip_path(label, stem)
-        try:
-            data = self._zip.read(member.name) if self._zip is not None else Path(member.name).read_bytes()
-        except (OSError, zipfile.BadZipFile, zipfile.LargeZipFile) as e:
-            raise HarnessError(f"cannot read clip {where} ({e})") from e
-        return decode_clip(data, where)
+        return decode_clip(self.raw(label, stem), self.clip_path(label, stem))
 
     def fingerprint(self, items: Iterable[Item] | None = None) -> str:
         """sha256 over the corpus kind and the sorted (relative path, size in bytes) of `items`."""
+        if items is not None:
+            self.check(items)  # before sorting: a SplitList still knows each entry's file and line
         chosen = self.items() if items is None else sorted({tuple(i) for i in items})
-        self.check(chosen)
         digest = hashlib.sha256(self.kind.encode())
         for item in chosen:
             member = self._members[item]

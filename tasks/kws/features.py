@@ -301,7 +301,7 @@ class NumpyFeatures:
 
     def resample_from(self, audio: np.ndarray, source_rate: int) -> np.ndarray:
         """Features of float audio sampled at `source_rate` Hz (e.g. the 48 kHz latency input), resampling included."""
-        if source_rate % self.args.sampling_rate:
+        if not isinstance(source_rate, int) or source_rate <= 0 or source_rate % self.args.sampling_rate:
             raise HarnessError(f"source rate {source_rate} Hz is not a multiple of sampling_rate "
                                f"{self.args.sampling_rate} Hz")
         down = source_rate // self.args.sampling_rate

@@ -1,0 +1,302 @@
+"""Keyword spotting on mini Speech Commands (Homework 2, Ex 2 / single exercise), as a harness task."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from harness import convert
+from harness.config import Field, in_range, validate
+from harness.errors import HarnessError
+from harness.measure import latency as lat
+from harness.measure.interpreter import Runner, weight_sparsity
+from harness.task import Build, Context, Limit, Measurement
+from harness.train import fit
+from tasks.kws import data as msc
+from tasks.kws import features as feat
+from tasks.kws import models
+
+AUGMENT_SCHEMA = {
+    "time_shift_frames": Field(int, default=0, check=in_range(0, 50), doc="random roll of up to ± frames, zero-filled"),
+    "time_masks": Field(int, default=0, check=in_range(0, 5)),
+    "time_mask_frames": Field(int, default=0, check=in_range(0, 50)),
+    "freq_masks": Field(int, default=0, check=in_range(0, 5)),
+    "freq_mask_bins": Field(int, default=0, check=in_range(0, 40)),
+}
+
+
+def augment_fn(cfg: dict):
+    """SpecAugment-style masks and a time shift on feature batches [B, frames, C, 1] (train only)."""
+    if not any(cfg.values()):
+        return None
+
+    def apply(x, y, rng):
+        x = x.copy()
+        b, frames, coeffs = x.shape[:3]
+        if cfg["time_shift_frames"]:
+            shifts = rng.integers(-cfg["time_shift_frames"], cfg["time_shift_frames"] + 1, b)
+            for i, s in enumerate(shifts):
+                if s:
+                    x[i] = np.roll(x[i], s, axis=0)
+                    if s > 0:
+                        x[i, :s] = x[i, s:].min()
+                    else:
+                        x[i, s:] = x[i, :s].min()
+        for _ in range(cfg["time_masks"]):
+            w = rng.integers(0, cfg["time_mask_frames"] + 1, b)
+            t0 = rng.integers(0, np.maximum(frames - w, 1))
+            for i in range(b):
+                x[i, t0[i]:t0[i] + w[i]] = 0.0
+        for _ in range(cfg["freq_masks"]):
+            w = rng.integers(0, cfg["freq_mask_bins"] + 1, b)
+            f0 = rng.integers(0, np.maximum(coeffs - w, 1))
+            for i in range(b):
+                x[i, :, f0[i]:f0[i] + w[i]] = 0.0
+        return x, y
+
+    return apply
+
+
+class KwsTask:
+    name = "kws"
+    title = "Keyword spotting (mini Speech Commands)"
+    recipes_dir = Path(__file__).parent / "recipes"
+    recipe_schema = {
+        "features": Field(dict),
+        "augment": Field(dict, default={}, schema=AUGMENT_SCHEMA),
+    }
+    limits = [
+        Limit("min_accuracy_pct", "accuracy_pct", "Accuracy, test split", "%", "{:.2f}"),
+        Limit("max_size_bytes", "size_bytes", "Size of the submitted file", "B", "{:,.0f}"),
+        Limit("latency.max_ms", "latency_ms", "Latency (course protocol, this host)", "ms", "{:.3f}"),
+    ]
+
+    def check_model(self, model, where):
+        return models.check(model, where)
+
+    def check_recipe(self, data: dict, where: str) -> dict:
+        data["features"] = feat.PreprocessingArgs.from_dict(data["features"], where=f"{where}: [features]").to_dict()
+        return data
+
+    # -- data ---------------------------------------------------------------------------------
+    def corpus(self, ctx: Context) -> msc.Corpus:
+        if "corpus" not in ctx.cache:
+            ctx.cache["corpus"] = msc.find_corpus(ctx.data_dir)
+            ctx.log(f"  data: {ctx.cache['corpus'].describe()}")
+        return ctx.cache["corpus"]
+
+    def splits(self, ctx: Context, section: dict) -> dict:
+        key = ("splits", section["split"], tuple(section["labels"]))
+        if key not in ctx.cache:
+            corpus = self.corpus(ctx)
+            if section["split"] == "hash":
+                s = msc.hash_split(corpus, section["labels"])
+                source = "speaker-disjoint hash split (Speech Commands which_set), 10 % val, 10 % test"
+            else:
+                folder = msc.find_split_lists(ctx.data_dir)
+                s = msc.select(msc.load_split_lists(folder), section["labels"])
+                source = f"course split lists {folder}" + (" restricted to the keyword pair (substitute for the course's msc-* folders)"
+                                                           if section["split"] == "course-pair" else "")
+            for name, items in s.items():
+                corpus.check(items)
+            ctx.cache[key] = (s, source)
+        return ctx.cache[key]
+
+    def features(self, ctx, section, recipe, split: str):
+        args = feat.PreprocessingArgs.from_dict(recipe["features"])
+        key = ("features", split, tuple(section["labels"]), section["split"], tuple(sorted(args.to_dict().items())))
+        if key not in ctx.cache:
+            s, _ = self.splits(ctx, section)
+            ctx.cache[key] = feat.cached_features(self.corpus(ctx), s[split], section["labels"], args, split)
+        return ctx.cache[key]
+
+    def data_fingerprint(self, ctx, section, recipe) -> dict:
+        s, source = self.splits(ctx, section)
+        corpus = self.corpus(ctx)
+        return {
+            "corpus": corpus.describe(),
+            "corpus_kind": corpus.kind,
+            "split_source": source,
+            "counts": {k: len(v) for k, v in s.items()},
+            "fingerprint": {k: corpus.fingerprint(v) for k, v in s.items()},
+        }
+
+    def data_note(self, fp: dict) -> str:
+        counts = ", ".join(f"{k} {v}" for k, v in fp["counts"].items())
+        return f"{fp['corpus']}; {fp['split_source']}; clips: {counts}; every clip zero-padded to 1 s, none skipped"
+
+    # -- build ---------------------------------------------------------------------------------
+    def build(self, ctx, section, recipe) -> Build:
+        from harness.tfsetup import keras
+
+        k = keras()
+        x_tr, y_tr = self.features(ctx, section, recipe, "train")
+        x_val, y_val = self.features(ctx, section, recipe, "val")
+        n_labels = len(section["labels"])
+        model = models.build(recipe["model"], x_tr.shape[1:], n_labels)
+        ctx.log(f"  train {recipe['model']['name']}: {model.count_params():,} params, input {list(x_tr.shape[1:])}, "
+                f"{len(x_tr)} training clips")
+        smoothing = recipe["train"]["label_smoothing"]
+        if smoothing:
+            loss = k.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=smoothing)
+            y_tr_fit, y_val_fit = np.eye(n_labels, dtype=np.float32)[y_tr], np.eye(n_labels, dtype=np.float32)[y_val]
+            metrics = ["categorical_accuracy"]
+            monitor = ("val_categorical_accuracy", "max")
+        else:
+            loss = k.losses.SparseCategoricalCrossentropy(from_logits=True)
+            y_tr_fit, y_val_fit = y_tr, y_val
+            metrics = ["sparse_categorical_accuracy"]
+            monitor = ("val_sparse_categorical_accuracy", "max")
+        trained, info = fit(model, (x_tr, y_tr_fit, x_val, y_val_fit), recipe, loss=loss, metrics=metrics, log=ctx.log,
+                            monitor=monitor, augment=augment_fn(recipe["augment"]))
+        deployed = k.Sequential([trained, k.layers.Softmax(name="probabilities")], name="kws")
+        calib = x_tr[: recipe["quantize"]["calibration_samples"]]  # fixed: the first clips of the training list
+
+        def calibration():
+            for i in range(len(calib)):
+                yield [calib[i : i + 1]]
+
+        tflite = convert.to_tflite(deployed, recipe["quantize"]["mode"], calibration)
+        info.update({"params": int(model.count_params())})
+        return Build(tflite=tflite, info=info)
+
+    # -- measure -------------------------------------------------------------------------------
+    def measure(self, ctx, section, recipe, tflite, latency=True) -> Measurement:
+        args = feat.PreprocessingArgs.from_dict(recipe["features"])
+        x_te, y_te = self.features(ctx, section, recipe, "test")
+        runner = Runner(tflite)
+        expected = (1, *args.feature_shape, 1)
+        if runner.input_shape != expected:
+            raise HarnessError(f"model input is {runner.input_shape}, but {args.describe()} gives {expected}")
+        pred = runner.predict(x_te).argmax(-1)
+        correct = int((pred == y_te).sum())
+        acc = 100.0 * correct / len(y_te)
+        s, _ = self.splits(ctx, section)
+        course_acc = self.course_pipeline_accuracy(ctx, section, args, runner, s["test"], y_te)
+        sparsity = weight_sparsity(tflite)
+        metrics = {"accuracy_pct": acc}
+        rows = [
+            ("Correct test clips", f"{correct} / {len(y_te)}"),
+            ("Accuracy with the course's own tf.signal preprocessing (what a grader runs)",
+             f"{course_acc['accuracy_pct']:.2f} % ({course_acc['correct']} / {len(y_te)})"),
+            ("Features", args.describe()),
+            ("Weight sparsity in the file", ", ".join(f"{k} {v:.1%}" for k, v in sparsity.items())),
+        ]
+        details = {"correct": correct, "test_clips": int(len(y_te)), "course_pipeline": course_acc,
+                   "weight_sparsity": sparsity, "runtime": runner.runtime, "labels": section["labels"],
+                   "preprocessing_args": args.to_dict()}
+        proto = section.get("latency")
+        if latency and proto:
+            res = self.latency(ctx, section, args, runner, proto, s["test"])
+            metrics["latency_ms"] = res["metric_ms"]
+            details["latency"] = res
+            rows.append(("Latency protocol", res["protocol_text"]))
+            rows.append(("Latency parts (this host)",
+                         f"preprocessing {res['preprocessing_ms']:.3f} ms + model {res['model_ms']:.3f} ms "
+                         f"({res['statistic']}), total median {res['total_median_ms']:.3f} ms, min {res['total_min_ms']:.3f} ms"))
+            rows.append(("Course-style eager tf.signal pipeline, same model, same run",
+                         f"total median {res['eager_tf_signal_total_median_ms']:.3f} ms "
+                         f"(×{res['eager_tf_signal_total_median_ms'] / max(res['total_median_ms'], 1e-9):.0f} our pipeline)"))
+        return Measurement(metrics=metrics, rows=rows, details=details)
+
+    def course_pipeline_accuracy(self, ctx, section, args, runner, items, y) -> dict:
+        """Accuracy of the deployed file when features come from the course's tf.signal code."""
+        fn = feat.tf_feature_function(args)
+        corpus = self.corpus(ctx)
+        correct = 0
+        for (label, stem), yi in zip(items, y):
+            audio = corpus.read(label, stem).astype(np.float32) / 32768.0
+            x = np.asarray(fn(audio))[None, :, :, None]
+            correct += int(runner(x).argmax() == yi)
+        return {"correct": correct, "accuracy_pct": 100.0 * correct / len(y)}
+
+    def latency(self, ctx, section, args, runner, proto, test_items) -> dict:
+        extractor = feat.NumpyFeatures(args)
+        shape = runner.input_shape
+        interp = runner.interpreter
+        idx_in, idx_out = runner.inp["index"], runner.out["index"]
+        read_out = proto["read_output"]
+        rng = np.random.default_rng(0)
+        fixed_normal = rng.standard_normal(16000).astype(np.float32)
+        corpus = self.corpus(ctx)
+        clips = []
+        if proto["input"] == "test-clips":
+            clips = [corpus.raw(label, stem) for label, stem in test_items]  # file reads stay outside the timer
+
+        def preprocess(i):
+            if proto["input"] == "uniform-48k":
+                x = rng.uniform(0.0, 1.0, 48000).astype(np.float32)  # a fresh random clip per run, as the course script
+                t0 = time.perf_counter()
+                f = extractor.resample_from(x, 48000)
+            elif proto["input"] == "normal-16k":
+                t0 = time.perf_counter()
+                f = extractor(fixed_normal / np.float32(32767.0))
+            else:
+                data = clips[i % len(clips)]
+                t0 = time.perf_counter()
+                f = extractor.from_int16(msc.decode_clip(data, "latency clip"))
+            f = f.reshape(shape)
+            return f, time.perf_counter() - t0
+
+        def step(i):
+            f, pre = preprocess(i)
+            t0 = time.perf_counter()
+            interp.set_tensor(idx_in, f)
+            interp.invoke()
+            if read_out:
+                interp.get_tensor(idx_out)
+            return pre, time.perf_counter() - t0
+
+        runs = proto["runs"] * (len(clips) if proto["input"] == "test-clips" else 1)
+        samples = lat.time_runs(step, runs, proto["discard"], sleep_s=proto["sleep_s"])
+        res = lat.summarize(samples, proto["statistic"])
+        res["metric_ms"] = res["model_ms"] if proto["scope"] == "inference" else res["total_ms"]
+        res["harness_warmup_runs"] = lat.HARNESS_WARMUP
+        res["protocol_text"] = (
+            f"{proto['scope']} latency, {proto['statistic']} of {res['n']} runs "
+            f"({proto['discard']} discarded), input {proto['input']}, output {'read' if read_out else 'not read'}; "
+            f"+{lat.HARNESS_WARMUP} untimed warm-up runs; course device: {proto['device']}")
+        res["eager_tf_signal_total_median_ms"] = self.eager_total_median_ms(args, runner, proto)
+        return res
+
+    def eager_total_median_ms(self, args, runner, proto, runs: int = 30) -> float:
+        """The course-style pipeline (eager tf.signal + the same model) timed in the same run, for comparison."""
+        rng = np.random.default_rng(1)
+        interp, idx_in, idx_out = runner.interpreter, runner.inp["index"], runner.out["index"]
+        from_48k = proto["input"] == "uniform-48k"
+
+        def step(_):
+            x = rng.uniform(0.0, 1.0, 48000 if from_48k else 16000).astype(np.float32)
+            t0 = time.perf_counter()
+            if from_48k:
+                x = feat.resample(x, 48000 // 16000)  # the course resamples with scipy before tf.signal
+            f = feat.tf_reference_features(x, args).reshape(runner.input_shape)
+            t1 = time.perf_counter()
+            interp.set_tensor(idx_in, f)
+            interp.invoke()
+            interp.get_tensor(idx_out)
+            return t1 - t0, time.perf_counter() - t1
+
+        return lat.summarize(lat.time_runs(step, runs, warmup=3), "median")["total_median_ms"]
+
+    def sidecar(self, ctx, section, recipe) -> dict:
+        args = feat.PreprocessingArgs.from_dict(recipe["features"])
+        d = args.to_dict()
+        cmd = (f"python kws_latency.py --rate {d['sampling_rate']} --length {args.frame_length} --stride {args.frame_step} "
+               f"--bins {d['num_mel_bins']} --lower-frequency {d['lower_frequency']} --upper-frequency {d['upper_frequency']}"
+               + (f" --mfcc --coeff {d['num_coefficients']}" if d["num_coefficients"] else ""))
+        return {
+            "task": "kws",
+            "PREPROCESSING_ARGS": d,
+            "LABELS": section["labels"],
+            "input": {"kind": "MFCC" if d["num_coefficients"] else "log-Mel spectrogram",
+                      "shape": [1, *args.feature_shape, 1], "dtype": "float32",
+                      "audio": "1 s at 16 kHz, int16 / 32768, zero-padded at the end; resampled with "
+                               "scipy.signal.resample_poly when sampling_rate < 16000"},
+            "output": {"shape": [1, len(section["labels"])], "dtype": "float32", "meaning": "softmax probabilities in LABELS order"},
+            "course_latency_command_2021_22": cmd,
+        }
+
+
+TASK = KwsTask()
