@@ -4,6 +4,7 @@
 #   make all-suites                # every suite, every version
 #   make test                      # the test suite (CI runs exactly this)
 #   make bench                     # latency + quality benchmarks (prints figures)
+#   make search VERSION=c TRIALS=30  # constraint-driven recipe search (Optuna)
 # Data: DATA_DIR=<folder> (else $ML4IOT_DATA_DIR, else ./data); JENA=<file> [<file> ...] for other Jena files.
 SUITE    ?= ml4iot-2022
 PYTHON   ?= python3
@@ -39,6 +40,13 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m pytest -q benchmarks --benchmark-only --benchmark-columns=min,median,mean,rounds
 	$(PY) -m benchmarks.quality $(RUN_ARGS)
+
+# make search VERSION=c [SUITE=...] [TASK=kws] [TRIALS=20] [STORAGE=postgresql://...]
+TASK    ?= kws
+TRIALS  ?= 20
+search: $(STAMP)
+	$(PY) -m harness search --suite $(SUITE) --version $(VERSION) --task $(TASK) --trials $(TRIALS) \
+	  $(if $(STORAGE),--storage $(STORAGE)) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(JENA),--jena $(JENA)) $(ARGS)
 
 clean-cache:
 	rm -rf $${ML4IOT_CACHE_DIR:-$$HOME/.cache/ml4iot-harness}/builds

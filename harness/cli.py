@@ -60,6 +60,20 @@ def cmd_list(args) -> int:
     return 0
 
 
+def cmd_search(args) -> int:
+    from harness import search
+
+    cfg = search.SearchConfig(
+        suite=args.suite, version=args.version, task=args.task, trials=args.trials,
+        space=Path(args.space) if args.space else None, storage=args.storage, study=args.study,
+        base_recipe=Path(args.recipe) if args.recipe else None, out_dir=Path(args.out), seed=args.seed,
+        sampler=args.sampler, extra_overrides=tuple(args.set or ()),
+    )
+    res = search.search(_context(args), cfg)
+    _log(f"search: {res['complete']} complete trial(s), {res['feasible']} passing; table {res['markdown']}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m harness", description="Train, shrink, convert and measure tiny models against versioned constraints.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -76,6 +90,22 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--no-cache", action="store_true", help="rebuild even when a cached build matches")
     r.add_argument("--strict", action="store_true", help="exit 1 when a version fails its constraints")
     r.set_defaults(fn=cmd_run)
+    s = sub.add_parser("search", help="search recipes against one constraint file (Optuna, multi-objective)")
+    s.add_argument("--suite", default="ml4iot-2022")
+    s.add_argument("--version", required=True)
+    s.add_argument("--task", default="kws", choices=["forecast", "kws"])
+    s.add_argument("--trials", type=int, default=20, help="trials run by this worker")
+    s.add_argument("--space", help="search-space TOML (default: tasks/<task>/search_space.toml)")
+    s.add_argument("--storage", help="journal file path or database URL (postgresql://...); default: results/<suite>/search-<v>-<task>.journal")
+    s.add_argument("--study", help="study name (default: <suite>-<version>-<task>)")
+    s.add_argument("--recipe", help="base recipe (default: the version's recipe)")
+    s.add_argument("--set", action="append", metavar="KEY=VALUE", help="fixed override applied to every trial")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--sampler", choices=["tpe", "nsga2"], default="tpe")
+    s.add_argument("--data-dir")
+    s.add_argument("--jena", nargs="+", metavar="FILE")
+    s.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "results"))
+    s.set_defaults(fn=cmd_search)
     ls = sub.add_parser("list", help="list suites and versions")
     ls.set_defaults(fn=cmd_list)
     return p
@@ -83,6 +113,9 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    from harness.tfsetup import silence_native_stderr
+
+    silence_native_stderr()
     try:
         return args.fn(args)
     except HarnessError as e:

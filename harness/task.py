@@ -29,6 +29,7 @@ class Context:
     jena_files: list[Path] | None = None
     log: Callable[[str], None] = print
     cache: dict = field(default_factory=dict)  # per-process memo (loaded data, features)
+    epoch_hook: Callable[[int, dict], None] | None = None  # called after every training epoch (search: early stop)
 
 
 @dataclass
@@ -60,6 +61,25 @@ class Task(Protocol):
     def measure(self, ctx: Context, section: dict, recipe, tflite: bytes, latency: bool = True) -> Measurement: ...
 
     def sidecar(self, ctx: Context, section: dict, recipe) -> dict: ...
+
+    def size_floor_bytes(self, ctx: Context, section: dict, recipe) -> int: ...
+
+
+def bytes_per_weight(mode: str) -> float:
+    return {"none": 4.0, "float16": 2.0, "dynamic": 1.0, "int8": 1.0}[mode]
+
+
+def size_floor(params: int, recipe) -> int:
+    """A lower bound of the submitted file's size from the parameter count, before any training.
+
+    Raw .tflite stores every weight whatever its value; a compressed format can at best squeeze
+    the non-zero weights to half their bytes (quantized weights are close to incompressible).
+    """
+    bpw = bytes_per_weight(recipe["quantize"]["mode"])
+    if recipe["package"]["format"] == "tflite":
+        return int(params * bpw)
+    keep = max(1.0 - recipe["prune"]["final_sparsity"], 0.05)
+    return int(params * bpw * keep * 0.5)
 
 
 def get(name: str) -> Task:

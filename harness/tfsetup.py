@@ -39,6 +39,22 @@ def quiet_stderr():
         os.close(devnull)
 
 
+def silence_native_stderr() -> None:
+    """For a command-line process: native libraries' fd-2 writes (TensorFlow's C++ logs) go to /dev/null
+    while Python's sys.stderr (our errors, progress bars, warnings) keeps the real terminal."""
+    if os.environ.get("HARNESS_VERBOSE"):
+        return
+    try:
+        sys.stderr.flush()
+        real = os.dup(2)
+        sys.stderr = os.fdopen(real, "w", buffering=1, encoding="utf-8", errors="replace")
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
 def tf():
     """Return the configured `tensorflow` module (tf.keras is tf_keras)."""
     global _TF

@@ -73,7 +73,17 @@ def optimizer(train: dict, total_steps: int):
     return k.optimizers.Adam(learning_rate=lr)
 
 
-def fit(model, data, recipe, loss, metrics, log, monitor=("val_loss", "min"), augment=None):
+def _hook_callback(hook):
+    k = keras()
+
+    class CB(k.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            hook(epoch, dict(logs or {}))
+
+    return CB()
+
+
+def fit(model, data, recipe, loss, metrics, log, monitor=("val_loss", "min"), augment=None, epoch_hook=None):
     """Train `model` on data = (x_train, y_train, x_val, y_val). Returns (model, info).
 
     augment: optional function (x_batch, y_batch, rng) -> (x_batch, y_batch) applied per batch
@@ -85,6 +95,8 @@ def fit(model, data, recipe, loss, metrics, log, monitor=("val_loss", "min"), au
     steps_per_epoch = math.ceil(len(x_tr) / train["batch_size"])
     total_steps = steps_per_epoch * train["epochs"]
     callbacks = [_EpochLog(log, train["epochs"], "train").callback()]
+    if epoch_hook is not None:
+        callbacks.append(_hook_callback(epoch_hook))
     info = {"steps_per_epoch": steps_per_epoch, "total_steps": total_steps}
     pruned = prune["final_sparsity"] > 0
     first_select_epoch = 0

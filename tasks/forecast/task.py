@@ -10,7 +10,7 @@ from harness.config import Field, one_of
 from harness.errors import HarnessError
 from harness.measure.interpreter import Runner, weight_sparsity
 from harness.measure.latency import inference_ms
-from harness.task import Build, Context, Limit, Measurement
+from harness.task import Build, Context, Limit, Measurement, size_floor
 from harness.train import fit
 from tasks.forecast import data as jena
 from tasks.forecast import models, windows
@@ -126,7 +126,7 @@ class ForecastTask:
         ctx.log(f"  train {recipe['model']['name']}: {bundle.model.count_params()} params, "
                 f"{len(w.x['train'])} training windows, loss {loss_name}")
         trained, info = fit(bundle.model, (w.x["train"], w.y["train"], w.x["val"], w.y["val"]), recipe,
-                            loss=loss, metrics=None, log=ctx.log)
+                            loss=loss, metrics=None, log=ctx.log, epoch_hook=ctx.epoch_hook)
         deployed = bundle.export(trained)
         calib = w.x["train"][: recipe["quantize"]["calibration_samples"]]  # fixed: the first training windows
 
@@ -176,6 +176,12 @@ class ForecastTask:
                 "runtime": runner.runtime,
             },
         )
+
+    def size_floor_bytes(self, ctx, section, recipe) -> int:
+        w = self.windows(ctx, section, recipe)
+        bundle = models.build(recipe["model"], section["input_steps"], section["output_steps"],
+                              self.stats(w, section["output_steps"]))
+        return size_floor(int(bundle.export(bundle.model).count_params()), recipe)
 
     def sidecar(self, ctx, section, recipe) -> dict:
         return {

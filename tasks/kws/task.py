@@ -11,7 +11,7 @@ from harness.config import Field, in_range, validate
 from harness.errors import HarnessError
 from harness.measure import latency as lat
 from harness.measure.interpreter import Runner, weight_sparsity
-from harness.task import Build, Context, Limit, Measurement
+from harness.task import Build, Context, Limit, Measurement, size_floor
 from harness.train import fit
 from tasks.kws import data as msc
 from tasks.kws import features as feat
@@ -149,7 +149,7 @@ class KwsTask:
             metrics = ["sparse_categorical_accuracy"]
             monitor = ("val_sparse_categorical_accuracy", "max")
         trained, info = fit(model, (x_tr, y_tr_fit, x_val, y_val_fit), recipe, loss=loss, metrics=metrics, log=ctx.log,
-                            monitor=monitor, augment=augment_fn(recipe["augment"]))
+                            monitor=monitor, augment=augment_fn(recipe["augment"]), epoch_hook=ctx.epoch_hook)
         deployed = k.Sequential([trained, k.layers.Softmax(name="probabilities")], name="kws")
         calib = x_tr[: recipe["quantize"]["calibration_samples"]]  # fixed: the first clips of the training list
 
@@ -279,6 +279,11 @@ class KwsTask:
             return t1 - t0, time.perf_counter() - t1
 
         return lat.summarize(lat.time_runs(step, runs, warmup=3), "median")["total_median_ms"]
+
+    def size_floor_bytes(self, ctx, section, recipe) -> int:
+        args = feat.PreprocessingArgs.from_dict(recipe["features"])
+        params = models.parameters(recipe["model"], (*args.feature_shape, 1), len(section["labels"]))
+        return size_floor(params, recipe)
 
     def sidecar(self, ctx, section, recipe) -> dict:
         args = feat.PreprocessingArgs.from_dict(recipe["features"])

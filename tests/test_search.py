@@ -1,0 +1,155 @@
+"""Constraint-driven search: space files, real trials, resume, best recipe reproduction, shared PostgreSQL study."""
+import json
+import os
+import subprocess
+import sys
+import uuid
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from harness import recipes, run, search
+from harness.errors import HarnessError
+from harness.task import Context, get
+
+ROOT = Path(__file__).resolve().parents[1]
+SPACE = """
+[[param]]
+key = "model.name"
+choices = ["delta_linear"]
+[[param]]
+key = "quantize.mode"
+choices = ["none", "float16"]
+[[param]]
+key = "train.loss"
+choices = ["mae", "mse"]
+when = { "quantize.mode" = ["none"] }
+[[param]]
+key = "train.epochs"
+int = [1, 2]
+"""
+
+
+@pytest.fixture(scope="module")
+def jena_slice(tmp_path_factory, shared_data):
+    with zipfile.ZipFile(shared_data / "jena_climate" / "mpi_roof_2017b.zip") as zf:
+        raw = zf.read(zf.namelist()[0])
+    p = tmp_path_factory.mktemp("jena") / "slice.csv"
+    p.write_bytes(b"\r\n".join(raw.split(b"\r\n")[:3001]) + b"\r\n")
+    return p
+
+
+@pytest.fixture()
+def space(tmp_path):
+    p = tmp_path / "space.toml"
+    p.write_text(SPACE)
+    return p
+
+
+def test_shipped_spaces_parse():
+    for task in ("forecast", "kws"):
+        assert len(search.load_space(ROOT / "tasks" / task / "search_space.toml")) >= 8
+
+
+@pytest.mark.parametrize("text,message", [
+    ("[[param]]\nkey = 'a.b'\n", "needs exactly one of choices, int, float"),
+    ("[[param]]\nkey = 'a.b'\nint = [3, 1]\n", "must be [low, high]"),
+    ("[[param]]\nkey = 'a.b'\nchoices = [1]\nrange = 2\n", "unknown key 'param[0].range'"),
+    ("x = 1\n", "expected a list of [[param]] tables"),
+])
+def test_bad_space_files(tmp_path, text, message):
+    p = tmp_path / "s.toml"
+    p.write_text(text)
+    with pytest.raises(HarnessError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        search.load_space(p)
+
+
+def test_constraint_values_are_feasible_only_below_zero():
+    rep = {"checks": [{"limit": 0.3, "measured": 0.2, "op": "<"}, {"limit": 90.0, "measured": 90.0, "op": ">"},
+                      {"limit": None, "measured": 1.0, "op": "<"}]}
+    vals = search.constraint_values(rep)
+    assert vals[0] < 0 and vals[1] > 0 and len(vals) == 2  # 90.0 is not > 90.0
+
+
+def test_search_runs_real_trials_resumes_and_its_best_recipe_reproduces(tmp_path, jena_2020, space):
+    ctx = Context(data_dir=tmp_path, jena_files=[jena_2020], log=lambda m: None)
+    cfg = search.SearchConfig(suite="ml4iot-2022", version="a", task="forecast", trials=3, space=space,
+                              out_dir=tmp_path / "results", extra_overrides=("train.batch_size=128",))
+    res = search.search(ctx, cfg)
+    assert res["complete"] + 0 >= 1
+    folder = tmp_path / "results" / "ml4iot-2022"
+    assert (folder / "search-a-forecast.md").read_text().startswith("# Search ml4iot-2022-a-forecast")
+    assert (folder / "search-a-forecast.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # resume: the same command continues the same study
+    res2 = search.search(ctx, search.SearchConfig(**{**cfg.__dict__, "trials": 1}))
+    assert res2["complete"] == res["complete"] + 1
+    assert res2["best"] is not None, "delta_linear passes 2022 a on the 2020 data"
+    best_file = folder / "search-a-forecast.best.toml"
+    task = get("forecast")
+    recipe = recipes.load(best_file, task)
+    assert recipe["train"]["batch_size"] == 128
+    from harness import constraints
+
+    out = run.run_task(ctx, constraints.load("ml4iot-2022", "a"), "forecast", recipe_path=best_file,
+                       out_dir=tmp_path / "again", use_cache=False)
+    import optuna
+
+    study = optuna.load_study(study_name="ml4iot-2022-a-forecast",
+                              storage=search.open_storage(str(folder / "search-a-forecast.journal")))
+    trial = study.trials[res2["best"]["number"]]
+    assert out.report["artifact"]["sha256"] == trial.user_attrs["artifact_sha256"]
+    assert out.report["metrics"] == pytest.approx(trial.user_attrs["metrics"])
+
+
+def test_interrupted_trial_is_failed_and_queued_again(tmp_path):
+    import optuna
+    from optuna.trial import TrialState
+
+    storage = search.open_storage(str(tmp_path / "s.journal"))
+    study = optuna.create_study(storage=storage, study_name="s", directions=["minimize", "minimize"])
+    t = study.ask()
+    t.suggest_float("x", 0, 1)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    t.set_user_attr("worker", f"{search.socket.gethostname()}:{dead.pid}")
+    assert search.recover_interrupted(study, lambda m: None) == 1
+    states = [tr.state for tr in study.get_trials()]
+    assert states == [TrialState.FAIL, TrialState.WAITING]
+    assert study.get_trials()[1].params == {} and study.get_trials()[1].system_attrs["fixed_params"] == t.params
+    assert search.recover_interrupted(study, lambda m: None) == 0  # a live or finished worker is left alone
+
+
+@pytest.mark.postgres
+def test_two_workers_share_one_study_on_postgresql(tmp_path, jena_slice, space):
+    url = os.environ.get("ML4IOT_TEST_POSTGRES_URL")
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail("CI must provide ML4IOT_TEST_POSTGRES_URL (.ci/services starts PostgreSQL)")
+        pytest.skip("no PostgreSQL server (set ML4IOT_TEST_POSTGRES_URL)")
+    study = f"test-{uuid.uuid4().hex[:10]}"
+    if os.environ.get("ML4IOT_TEST_FRESH_DB"):  # reproduce CI's first run: no Optuna tables yet
+        subprocess.run(["psql", url, "-qc", "DROP SCHEMA public CASCADE; CREATE SCHEMA public;"], check=True)
+    cmd = [sys.executable, "-m", "harness", "search", "--suite", "ml4iot-2022", "--version", "a", "--task", "forecast",
+           "--trials", "2", "--space", str(space), "--storage", url, "--study", study, "--jena", str(jena_slice),
+           "--set", "train.batch_size=128", "--out", str(tmp_path / "results")]
+    env = {**os.environ, "ML4IOT_CACHE_DIR": str(tmp_path / "cache")}
+    procs = [subprocess.Popen(cmd + ["--seed", str(i)], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for i in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    for p, (out, err) in zip(procs, outs):
+        assert p.returncode == 0, err[-2000:]
+    import optuna
+
+    try:
+        s = optuna.load_study(study_name=study, storage=search.open_storage(url))
+        trials = s.get_trials(deepcopy=False)
+        assert len(trials) == 4  # 2 workers x 2 trials: nothing lost, nothing duplicated
+        assert sorted(t.number for t in trials) == [0, 1, 2, 3]
+        assert all(t.state.is_finished() for t in trials)
+        workers = {t.user_attrs["worker"] for t in trials}
+        assert len(workers) == 2
+        for out, _ in outs:
+            assert out.count("  trial ") == 2
+    finally:
+        optuna.delete_study(study_name=study, storage=search.open_storage(url))
