@@ -13,7 +13,7 @@ PY       := $(VENV)/bin/python
 STAMP    := $(VENV)/.installed
 RUN_ARGS := $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(JENA),--jena $(JENA)) $(ARGS)
 
-.PHONY: venv version-% all-versions all-suites test bench search list clean-cache
+.PHONY: venv version-% all-versions all-suites test bench search seeds list clean-cache
 
 venv: $(STAMP)
 $(STAMP): requirements.txt
@@ -47,6 +47,9 @@ TRIALS  ?= 20
 search: $(STAMP)
 	$(PY) -m harness search --suite $(SUITE) --version $(VERSION) --task $(TASK) --trials $(TRIALS) \
 	  $(if $(STORAGE),--storage $(STORAGE)) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(JENA),--jena $(JENA)) $(ARGS)
+
+seeds: $(STAMP)
+	$(PY) -m harness seeds $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(JENA),--jena $(JENA)) $(ARGS)
 
 clean-cache:
 	rm -rf $${ML4IOT_CACHE_DIR:-$$HOME/.cache/ml4iot-harness}/builds

@@ -74,6 +74,14 @@ def cmd_search(args) -> int:
     return 0
 
 
+def cmd_seeds(args) -> int:
+    from harness import seeds
+
+    path = seeds.reproduce(_context(args), only=args.only, out_dir=Path(args.out))
+    _log(f"seed reproduction table: {path}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m harness", description="Train, shrink, convert and measure tiny models against versioned constraints.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -106,6 +114,12 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--jena", nargs="+", metavar="FILE")
     s.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "results"))
     s.set_defaults(fn=cmd_search)
+    sd = sub.add_parser("seeds", help="reproduce the seed reports' configurations (tasks/seeds.toml) and compare")
+    sd.add_argument("--only", action="append", metavar="ID", help="only these seed ids")
+    sd.add_argument("--data-dir")
+    sd.add_argument("--jena", nargs="+", metavar="FILE")
+    sd.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "results"))
+    sd.set_defaults(fn=cmd_seeds)
     ls = sub.add_parser("list", help="list suites and versions")
     ls.set_defaults(fn=cmd_list)
     return p
