@@ -55,3 +55,25 @@ def test_cli_unknown_version(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "harness", "run", "--suite", "ml4iot-2023", "--version", "z"],
                           cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "has versions: a" in proc.stderr
+
+
+def test_seed_claims_and_reproduction_recipes_are_valid():
+    from harness import seeds
+
+    entries = seeds.load()
+    assert {e["id"] for e in entries} >= {"000", "001", "002", "003-kws-a", "003-kws-b", "003-kws-c", "004", "003-ex1-a", "003-ex1-b"}
+    for e in entries:
+        constraints.load(e["suite"], e["version"])
+        path = ROOT / e["recipe"]
+        if path.is_file():
+            recipes.load(path, get(e["task"]))
+
+
+def test_seed_file_rejects_unknown_claims(tmp_path):
+    from harness import seeds
+
+    p = tmp_path / "s.toml"
+    p.write_text('[[seed]]\nid="x"\nreport="r"\nsuite="ml4iot-2022"\nversion="a"\ntask="kws"\nrecipe="r.toml"\n'
+                 'claimed = { accuracy = 90 }\n')
+    with pytest.raises(HarnessError, match="unknown key 'accuracy'"):
+        seeds.load(p)

@@ -165,6 +165,7 @@ class ForecastTask:
             metrics={"mae_t_degc": float(mae[0]), "mae_rh_pct": float(mae[1])},
             rows=rows,
             details={
+                "output_steps": K,
                 "persistence_mae": {"t_degc": float(pers[0]), "rh_pct": float(pers[1])},
                 "skill": {"t": float(skill[0]), "rh": float(skill[1])},
                 "test_windows": int(len(pred)),
