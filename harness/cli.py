@@ -36,6 +36,7 @@ def cmd_run(args) -> int:
     suites = constraints.suites() if args.suite == "all" else [args.suite]
     ctx = _context(args)
     failed = []
+    totals: dict[str, float] = {}
     started = time.perf_counter()
     for suite in suites:
         versions = constraints.versions(suite) if (args.all or not args.version) else args.version
@@ -46,6 +47,9 @@ def cmd_run(args) -> int:
                 failed.append(f"{suite}/{v}")
             for t in rep["tasks"]:
                 _log("   stage times (" + t["task"] + "): " + ", ".join(f"{k} {s:.1f} s" for k, s in t["seconds"].items()))
+                for k, s in t["seconds"].items():
+                    totals[k] = totals.get(k, 0.0) + s
+    _log("stage totals: " + ", ".join(f"{k} {s:.1f} s" for k, s in totals.items()))
     _log(f"done in {time.perf_counter() - started:.1f} s; " + (f"FAIL: {', '.join(failed)}" if failed else "every version PASS"))
     return 1 if failed and args.strict else 0
 
