@@ -42,7 +42,7 @@ def version_markdown(rep: dict) -> str:
         lines += [
             f"- Artifact: `{art['path']}` ({art['bytes']:,} B, sha256 `{art['sha256']}`), "
             f"sidecar `{art['sidecar']}`.",
-            f"- Sizes of the same model: " + ", ".join(f"{k} {v:,} B" for k, v in art["sizes"].items()) + ".",
+            "- Sizes of the same model: " + ", ".join(f"{k} {v:,} B" for k, v in art["sizes"].items()) + ".",
             f"- Recipe: `{task['recipe_path']}` — {task['recipe_summary']}.",
         ]
         for label, text in task["rows"]:

@@ -181,7 +181,6 @@ def worker_id() -> str:
 
 def recover_interrupted(study, log) -> int:
     """Trials left RUNNING by a dead worker on this host: mark them failed and queue their parameters again."""
-    import optuna
     from optuna.trial import TrialState
 
     host = socket.gethostname()
@@ -378,7 +377,7 @@ def write_outputs(study, cfg, cons, task, section, base, objs, storage_spec) -> 
           f"- Constraints: `{cons.rel_path}`; base recipe `{base}`; storage `{storage_spec}`.",
           f"- Trials: {len(rows)} complete ({len(feasible)} pass every limit), {pruned} rejected before or stopped during "
           f"training, {failed} failed.",
-          f"- Every trial is a full train → convert → package → measure of the deployed file (same code as `make version-*`).",
+          "- Every trial is a full train → convert → package → measure of the deployed file (same code as `make version-*`).",
           "", "## Pareto-optimal passing configurations", "", table if front else "_none passed yet_", ""]
     if best:
         md.append(f"Best passing configuration (trial {best['number']}): `{base_name}.best.toml`; reproduce with "

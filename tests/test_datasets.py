@@ -1,46 +1,14 @@
 """harness.datasets: folder resolution, cache folder, hashing and verified downloads (local HTTP server)."""
 from __future__ import annotations
 
-import contextlib
-import functools
 import hashlib
-import http.server
-import socket
-import threading
-from pathlib import Path
 
 import pytest
 
 from harness import datasets
 from harness.datasets import cache_dir, download, ensure_download, placement_hint, resolve_data_dir, sha256_file
 from harness.errors import HarnessError
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):  # keep pytest output clean
-        pass
-
-
-@contextlib.contextmanager
-def serve(folder: Path):
-    """Serve `folder` on 127.0.0.1 at a free port; yields the base URL."""
-    handler = functools.partial(_QuietHandler, directory=str(folder))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def closed_port_url(name: str) -> str:
-    """A URL on a port nobody listens to: connecting is refused at once."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}/{name}"
+from tests.loopback import closed_port_url, serve
 
 
 @pytest.fixture()

@@ -1,5 +1,4 @@
 """Constraint-driven search: space files, real trials, resume, best recipe reproduction, shared PostgreSQL study."""
-import json
 import os
 import subprocess
 import sys

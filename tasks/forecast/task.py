@@ -3,8 +3,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from harness import convert, datasets
 from harness.config import Field, one_of
 from harness.errors import HarnessError

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from harness import convert
-from harness.config import Field, in_range, validate
+from harness.config import Field, in_range
 from harness.errors import HarnessError
 from harness.measure import latency as lat
 from harness.measure.interpreter import Runner, weight_sparsity

@@ -27,7 +27,6 @@ def test_end_to_end_writes_artifact_and_tables(tmp_path, jena_slice):
     out = tmp_path / "results"
     rep = _run(tmp_path, jena_slice, out)
     task = rep["tasks"][0]
-    art = tmp_path.parent / task["artifact"]["path"] if not (out / "ml4iot-2022").exists() else None
     folder = out / "ml4iot-2022" / "version-a" / "forecast"
     blob = (folder / "model.tflite.zlib").read_bytes()
     assert len(blob) == task["artifact"]["bytes"] == task["metrics"]["size_bytes"]

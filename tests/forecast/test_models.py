@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from harness import convert
-from harness.measure.interpreter import Runner, weight_sparsity
+from harness.measure.interpreter import Runner
 from harness.tfsetup import seed_everything
 from tasks.forecast import models
 

@@ -1,13 +1,8 @@
 """tasks.kws.data: course split lists, labels, the three corpus forms, clip validation, hash split."""
 from __future__ import annotations
 
-import contextlib
-import functools
-import http.server
 import io
 import shutil
-import socket
-import threading
 import zipfile
 from collections import Counter
 from pathlib import Path
@@ -21,6 +16,8 @@ from harness.errors import HarnessError
 from tasks.kws import data
 from tasks.kws.data import (CLIP_SAMPLES, SplitList, find_corpus, find_split_lists, hash_split, load_audio,
                             load_labels, load_split_lists, parse_split_file, select)
+from tests.loopback import closed_port_url as _closed_port_url
+from tests.loopback import serve as _serve
 
 COURSE_COUNTS = {
     "train": dict(down=805, go=785, left=807, no=771, right=805, stop=810, up=816, yes=801),
@@ -268,25 +265,3 @@ def test_hash_split_deterministic_and_speaker_disjoint(flac_corpus):
 # -- helpers ----------------------------------------------------------------------------------------
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
-@contextlib.contextmanager
-def _serve(folder: Path):
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
-                                             functools.partial(_QuietHandler, directory=str(folder)))
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def _closed_port_url(name: str) -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}/{name}"
