@@ -288,6 +288,15 @@ def search(ctx: Context, cfg: SearchConfig) -> dict:
     durations: list[float] = []
 
     def objective(trial):
+        try:
+            return _objective(trial)
+        except optuna.TrialPruned:
+            raise
+        except Exception as e:  # one broken configuration fails its trial, not the whole search
+            trial.set_user_attr("error", f"{type(e).__name__}: {' '.join(str(e).split())[:300]}")
+            raise
+
+    def _objective(trial):
         t0 = time.perf_counter()
         trial.set_user_attr("worker", worker_id())
         chosen = suggest(trial, space)
@@ -326,11 +335,12 @@ def search(ctx: Context, cfg: SearchConfig) -> dict:
             figures = ", ".join(f"{n} {m.get(n, frozen.values[i]):.4g}" for i, (n, _) in enumerate(objs))
             verdict = "PASS" if frozen.user_attrs.get("passed") else "FAIL"
         else:
-            figures, verdict = frozen.user_attrs.get("rejected", "stopped early"), frozen.state.name
+            figures = frozen.user_attrs.get("rejected") or frozen.user_attrs.get("error") or "stopped early"
+            verdict = frozen.state.name
         ctx.log(f"  trial {frozen.number}: {figures} — {verdict} — {frozen.user_attrs.get('seconds', 0):.0f} s; "
                 f"elapsed {dt / 60:.1f} min, ~{left * mean / 60:.1f} min left")
 
-    study.optimize(objective, n_trials=cfg.trials, callbacks=[progress], catch=(HarnessError,), gc_after_trial=True)
+    study.optimize(objective, n_trials=cfg.trials, callbacks=[progress], catch=(Exception,), gc_after_trial=True)
     return write_outputs(study, cfg, cons, task, section, base, objs, storage_spec)
 
 

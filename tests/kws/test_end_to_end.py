@@ -86,6 +86,18 @@ def test_tiny_run_produces_a_real_artifact_and_table(tiny_data):
     assert [c["label"].split(",")[0] for c in rep["checks"]] == ["Accuracy", "Size of the submitted file", "Latency (course protocol"]
 
 
+def test_resampled_features_score_the_course_path_too(tiny_data, tmp_path):
+    """At 8 kHz the grader's path resamples with scipy before tf.signal; both paths must agree."""
+    cons = constraints.load_file(tiny_data / "constraints" / "tiny" / "version-a.toml")
+    ctx = Context(data_dir=tiny_data / "data", log=lambda m: None)
+    out = run.run_task(ctx, cons, "kws", recipe_path=run.ROOT / "tasks/kws/recipes/ml4iot-2023-a.toml",
+                       overrides=OVERRIDES + ["features.sampling_rate=8000", "features.num_mel_bins=16"],
+                       out_dir=tmp_path, use_cache=False)
+    d = out.report["details"]
+    assert d["preprocessing_args"]["sampling_rate"] == 8000
+    assert abs(d["course_pipeline"]["correct"] - d["correct"]) <= 1
+
+
 def test_third_party_check_with_plain_numpy_and_litert(tiny_data):
     """What a grader can do with only the artifact + sidecar: course features, LiteRT, argmax."""
     import zipfile
