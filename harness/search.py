@@ -97,7 +97,12 @@ def suggest(trial, space: list[Param]) -> dict:
 
 
 def overrides_of(chosen: dict) -> list[str]:
-    return [f"{k}={_toml_literal(v)}" for k, v in chosen.items()]
+    """--set overrides for a trial. When the space picks the model, the base recipe's [model] table is
+    replaced first: its keys belong to the base model (e.g. `residual`) and may not exist for another."""
+    out = []
+    if "model.name" in chosen:
+        out.append(f"model={{ name = {_toml_literal(chosen['model.name'])} }}")
+    return out + [f"{k}={_toml_literal(v)}" for k, v in chosen.items()]
 
 
 # -- objectives and constraints ----------------------------------------------------------------

@@ -64,6 +64,15 @@ def test_bad_space_files(tmp_path, text, message):
         search.load_space(p)
 
 
+def test_choosing_the_model_resets_the_base_model_table():
+    task = get("kws")
+    base = task.recipes_dir / "ml4iot-2022-a.toml"
+    assert "residual" in recipes.load(base, task)["model"]
+    ov = search.overrides_of({"model.name": "ds_cnn", "model.width": 0.5})
+    r = recipes.load(base, task, ov)
+    assert r["model"] == {"name": "ds_cnn", "width": 0.5}
+
+
 def test_constraint_values_are_feasible_only_below_zero():
     rep = {"checks": [{"limit": 0.3, "measured": 0.2, "op": "<"}, {"limit": 90.0, "measured": 90.0, "op": ">"},
                       {"limit": None, "measured": 1.0, "op": "<"}]}
