@@ -293,6 +293,7 @@ def search(ctx: Context, cfg: SearchConfig) -> dict:
     durations: list[float] = []
 
     def objective(trial):
+        t0 = time.perf_counter()
         try:
             return _objective(trial)
         except optuna.TrialPruned:
@@ -300,9 +301,10 @@ def search(ctx: Context, cfg: SearchConfig) -> dict:
         except Exception as e:  # one broken configuration fails its trial, not the whole search
             trial.set_user_attr("error", f"{type(e).__name__}: {' '.join(str(e).split())[:300]}")
             raise
+        finally:
+            trial.set_user_attr("seconds", round(time.perf_counter() - t0, 1))
 
     def _objective(trial):
-        t0 = time.perf_counter()
         trial.set_user_attr("worker", worker_id())
         chosen = suggest(trial, space)
         overrides = list(cfg.extra_overrides) + overrides_of(chosen)
@@ -316,7 +318,8 @@ def search(ctx: Context, cfg: SearchConfig) -> dict:
         if section.get("max_size_bytes") and floor >= section["max_size_bytes"]:
             trial.set_user_attr("rejected", f"parameters alone need >= {floor:,} B, limit {section['max_size_bytes']:,} B")
             raise optuna.TrialPruned()
-        ctx.epoch_hook = _early_stop_hook(study, trial, section, cfg.prune_warmup_epochs, ctx.log)
+        warmup = max(cfg.prune_warmup_epochs, recipe["train"]["epochs"] // 3)  # judge after a third of the run
+        ctx.epoch_hook = _early_stop_hook(study, trial, section, warmup, ctx.log)
         try:
             outcome = run.run_task(ctx, cons, cfg.task, recipe_path=base, overrides=overrides, out_dir=cfg.out_dir,
                                    artifact_dir=datasets.cache_dir() / "search" / study_name / f"trial-{trial.number}")
@@ -327,7 +330,6 @@ def search(ctx: Context, cfg: SearchConfig) -> dict:
         trial.set_user_attr("passed", outcome.passed)
         trial.set_user_attr("metrics", rep["metrics"])
         trial.set_user_attr("artifact_sha256", rep["artifact"]["sha256"])
-        trial.set_user_attr("seconds", round(time.perf_counter() - t0, 1))
         return objective_values(cfg.task, section, rep["metrics"])
 
     def progress(study, frozen):
