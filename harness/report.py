@@ -51,6 +51,9 @@ def version_markdown(rep: dict) -> str:
         if "files" in data:
             for f in data["files"]:
                 lines.append(f"- Data: `{f['path']}` (sha256 `{f['sha256']}`).")
+        if "fingerprint" in data:
+            lines.append("- Data fingerprint (sha256 over clip paths and sizes): "
+                         + ", ".join(f"{k} `{v[:16]}…`" for k, v in data["fingerprint"].items()) + ".")
         if task.get("data_note"):
             lines.append(f"- Data handling: {task['data_note']}.")
         lines.append("- Stage times: " + ", ".join(f"{k} {v:.1f} s" for k, v in task["seconds"].items())
