@@ -102,7 +102,7 @@ def overrides_of(chosen: dict) -> list[str]:
     out = []
     if "model.name" in chosen:
         out.append(f"model={{ name = {_toml_literal(chosen['model.name'])} }}")
-    return out + [f"{k}={_toml_literal(v)}" for k, v in chosen.items()]
+    return out + [f"{k}={_toml_literal(v)}" for k, v in chosen.items() if k != "model.name"]
 
 
 # -- objectives and constraints ----------------------------------------------------------------
@@ -390,15 +390,21 @@ def write_outputs(study, cfg, cons, task, section, base, objs, storage_spec) -> 
         headers=["trial"] + [f"{n} ({d[:3]})" for n, d in objs] + ["recipe overrides"], tablefmt="github", disable_numparse=True)
     pruned = sum(t.state == TrialState.PRUNED for t in study.trials)
     failed = sum(t.state == TrialState.FAIL for t in study.trials)
+    def rel(p) -> str:
+        try:
+            return str(Path(p).resolve().relative_to(run.ROOT))
+        except ValueError:
+            return str(p)
+
     md = [f"# Search {study.study_name}", "",
-          f"- Constraints: `{cons.rel_path}`; base recipe `{base}`; storage `{storage_spec}`.",
+          f"- Constraints: `{cons.rel_path}`; base recipe `{rel(base)}`; storage `{rel(storage_spec) if '://' not in storage_spec else storage_spec.split('@')[-1]}`.",
           f"- Trials: {len(rows)} complete ({len(feasible)} pass every limit), {pruned} rejected before or stopped during "
           f"training, {failed} failed.",
           "- Every trial is a full train → convert → package → measure of the deployed file (same code as `make version-*`).",
           "", "## Pareto-optimal passing configurations", "", table if front else "_none passed yet_", ""]
     if best:
         md.append(f"Best passing configuration (trial {best['number']}): `{base_name}.best.toml`; reproduce with "
-                  f"`make version-{cfg.version} SUITE={cfg.suite} ARGS=\"--task {cfg.task} --recipe {cfg.task}={folder / (base_name + '.best.toml')}\"`.")
+                  f"`make version-{cfg.version} SUITE={cfg.suite} ARGS=\"--task {cfg.task} --recipe {cfg.task}={rel(folder / (base_name + '.best.toml'))}\"`.")
     atomic.write_text(folder / f"{base_name}.md", "\n".join(md) + "\n")
     plot(rows, objs, section, folder / f"{base_name}.png", study.study_name)
     return {"complete": len(rows), "feasible": len(feasible), "pareto": front, "best": best,

@@ -71,6 +71,7 @@ def test_choosing_the_model_resets_the_base_model_table():
     ov = search.overrides_of({"model.name": "ds_cnn", "model.width": 0.5})
     r = recipes.load(base, task, ov)
     assert r["model"] == {"name": "ds_cnn", "width": 0.5}
+    assert ov == ['model={ name = "ds_cnn" }', "model.width=0.5"]
 
 
 def test_constraint_values_are_feasible_only_below_zero():
