@@ -265,7 +265,10 @@ def _early_stop_hook(study, trial, section, warmup_epochs, log):
 def search(ctx: Context, cfg: SearchConfig) -> dict:
     import optuna
 
+    import warnings
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # TPE options we rely on
     cons = constraints.load(cfg.suite, cfg.version)
     if cfg.task not in cons.tasks:
         raise HarnessError(f"{cons.rel_path} has no [{cfg.task}] table")
