@@ -28,8 +28,14 @@ def code_fingerprint(task_name: str) -> str:
     return h.hexdigest()[:16]
 
 
+BUILD_SECTION_KEYS = ("labels", "split", "input_steps", "output_steps")  # what a constraint section feeds the build
+
+
 def build_key(task_name: str, section: dict, recipe, data_fp: dict) -> str:
-    payload = {"task": task_name, "section": section, "recipe": recipe.data, "data": data_fp,
+    """Only what shapes the .tflite: limits and the submitted format (packaging) do not, so versions that
+    differ only there share one build."""
+    payload = {"task": task_name, "section": {k: section[k] for k in BUILD_SECTION_KEYS if k in section},
+               "recipe": {k: v for k, v in recipe.data.items() if k not in ("package", "description")}, "data": data_fp,
                "code": code_fingerprint(task_name), "versions": hostinfo.versions()}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
