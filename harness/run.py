@@ -1,6 +1,7 @@
 """The run loop: constraint file + recipe -> build (cached) -> package -> measure -> check -> report."""
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import time
@@ -56,6 +57,8 @@ def cached_build(ctx: Context, task, section, recipe, data_fp, use_cache: bool) 
     with quiet_stderr():  # TensorFlow's runtime writes C++ log lines straight to fd 2
         fresh_session(recipe["seed"])
         b = task.build(ctx, section, recipe)
+        keras().backend.clear_session()  # drop the training graph and its input pipeline before measuring
+        gc.collect()
     atomic.write_bytes(model_path, b.tflite)
     atomic.write_json(info_path, b.info)  # written last: its presence marks a complete build
     return b, False, key

@@ -82,7 +82,8 @@ def test_tiny_run_produces_a_real_artifact_and_table(tiny_data):
     assert lat["n"] == 12 and lat["metric_ms"] == lat["total_ms"] > lat["model_ms"] > 0
     side = json.loads((folder / "sidecar.json").read_text())
     assert side["LABELS"] == ["go", "stop"] and side["PREPROCESSING_ARGS"]["num_coefficients"] == 10
-    assert side["input"]["shape"] == [1, 49, 10, 1]
+    args = feat.PreprocessingArgs.from_dict(side["PREPROCESSING_ARGS"])
+    assert side["input"]["shape"] == [1, *args.feature_shape, 1]
     assert [c["label"].split(",")[0] for c in rep["checks"]] == ["Accuracy", "Size of the submitted file", "Latency (course protocol"]
 
 
