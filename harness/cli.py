@@ -27,7 +27,8 @@ def _context(args):
     from harness import datasets
     from harness.task import Context
 
-    return Context(data_dir=datasets.resolve_data_dir(args.data_dir), jena_files=args.jena, log=_log)
+    return Context(data_dir=datasets.resolve_data_dir(args.data_dir), jena_files=args.jena, log=_log,
+                   use_cache=not getattr(args, "no_cache", False))
 
 
 def cmd_run(args) -> int:
@@ -42,10 +43,13 @@ def cmd_run(args) -> int:
         versions = constraints.versions(suite) if (args.all or not args.version) else args.version
         for v in versions:
             rep = run.run_version(ctx, suite, v, tasks=args.task, recipe_paths=_recipe_map(args.recipe),
-                                  overrides=args.set, out_dir=Path(args.out), use_cache=not args.no_cache)
+                                  overrides=args.set, out_dir=Path(args.out), use_cache=not args.no_cache,
+                                  seeds=args.seeds, jobs=args.jobs)
             if not rep["passed"]:
                 failed.append(f"{suite}/{v}")
             for t in rep["tasks"]:
+                if args.task and t["task"] not in args.task:
+                    continue  # kept from an earlier run
                 _log("   stage times (" + t["task"] + "): " + ", ".join(f"{k} {s:.1f} s" for k, s in t["seconds"].items()))
                 for k, s in t["seconds"].items():
                     totals[k] = totals.get(k, 0.0) + s
@@ -71,7 +75,7 @@ def cmd_search(args) -> int:
         suite=args.suite, version=args.version, task=args.task, trials=args.trials,
         space=Path(args.space) if args.space else None, storage=args.storage, study=args.study,
         base_recipe=Path(args.recipe) if args.recipe else None, out_dir=Path(args.out), seed=args.seed,
-        sampler=args.sampler, extra_overrides=tuple(args.set or ()),
+        sampler=args.sampler, extra_overrides=tuple(args.set or ()), seeds=args.seeds,
     )
     res = search.search(_context(args), cfg)
     _log(f"search: {res['complete']} complete trial(s), {res['feasible']} passing; table {res['markdown']}")
@@ -93,19 +97,23 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--suite", default="ml4iot-2022", help="suite name (constraints/<suite>/) or 'all'")
     r.add_argument("--version", action="append", help="version letter; repeatable; default: all versions")
     r.add_argument("--all", action="store_true", help="every version of the suite")
-    r.add_argument("--task", action="append", choices=["forecast", "kws"], help="only these tasks")
+    r.add_argument("--task", action="append", help="only these tasks (others keep their last results)")
+    r.add_argument("--seeds", type=int, default=1, help="build the recipe with N seeds (the recipe's seed and the next "
+                   "N-1); the verdict needs every seed to pass (default 1)")
+    r.add_argument("--jobs", type=int, default=1, help="seeds built in parallel worker processes (default 1)")
     r.add_argument("--recipe", action="append", metavar="TASK=FILE", help="use this recipe file for a task")
     r.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe key, e.g. train.epochs=2")
     r.add_argument("--data-dir", help="data folder (default: $ML4IOT_DATA_DIR, else ./data)")
     r.add_argument("--jena", nargs="+", metavar="FILE", help="Jena climate file(s), CSV or zip, joined in time order")
     r.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "results"), help="results folder")
-    r.add_argument("--no-cache", action="store_true", help="rebuild even when a cached build matches")
+    r.add_argument("--no-cache", action="store_true", help="bypass every cache (builds and features)")
     r.add_argument("--strict", action="store_true", help="exit 1 when a version fails its constraints")
     r.set_defaults(fn=cmd_run)
     s = sub.add_parser("search", help="search recipes against one constraint file (Optuna, multi-objective)")
     s.add_argument("--suite", default="ml4iot-2022")
     s.add_argument("--version", required=True)
-    s.add_argument("--task", default="kws", choices=["forecast", "kws"])
+    s.add_argument("--task", default="kws")
+    s.add_argument("--seeds", type=int, default=2, help="seeds per trial; the objective is their mean validation metric")
     s.add_argument("--trials", type=int, default=20, help="trials run by this worker")
     s.add_argument("--space", help="search-space TOML (default: tasks/<task>/search_space.toml)")
     s.add_argument("--storage", help="journal file path or database URL (postgresql://...); default: results/<suite>/search-<v>-<task>.journal")

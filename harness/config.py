@@ -88,12 +88,26 @@ def validate(table: dict, schema: dict, where: str, prefix: str = "") -> dict:
                     raise HarnessError(f"{where}: key '{name}' must hold {_type_name(f.item)} items, got {v!r}")
         if isinstance(value, int) and not isinstance(value, bool) and f.kind is float:
             value = float(value)
+        bad = _non_finite(value)
+        if bad is not None:
+            raise HarnessError(f"{where}: key '{name}' must be a finite number, got {bad!r}")
         if f.check is not None:
             msg = f.check(value)
             if msg:
                 raise HarnessError(f"{where}: key '{name}' {msg} (got {value!r})")
         out[key] = value
     return out
+
+
+def _non_finite(value):
+    """The first NaN or infinity in a value (numbers, or lists of them), else None: TOML allows nan and inf."""
+    import math
+
+    items = value if isinstance(value, list) else [value]
+    for v in items:
+        if isinstance(v, float) and not math.isfinite(v):
+            return v
+    return None
 
 
 def read_toml(path: str | Path) -> dict:

@@ -59,3 +59,35 @@ def commit() -> str:
         return (sha or "unknown") + ("+dirty" if sha and dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+
+
+# Environment settings that change numerics (and so the bytes of a trained model), recorded with every build.
+NUMERIC_ENV = ("ONEDNN_MAX_CPU_ISA", "TF_ENABLE_ONEDNN_OPTS", "NPY_DISABLE_CPU_FEATURES", "OPENBLAS_CORETYPE",
+               "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+CPU_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile",
+             "amx_bf16", "amx_int8", "asimd", "sve")
+
+
+def numeric_pins() -> dict:
+    import os
+
+    return {k: os.environ.get(k) for k in NUMERIC_ENV}
+
+
+@lru_cache(maxsize=1)
+def cpu_flags() -> list[str]:
+    """The SIMD features that TensorFlow's oneDNN, XNNPACK and numpy dispatch on at run time."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                have = set(line.split(":", 1)[1].split())
+                return [f for f in CPU_FLAGS if f in have]
+    except OSError:
+        pass
+    return []
+
+
+def build_host() -> dict:
+    """Where a build ran: the CPU and its features, and the numeric settings in force."""
+    return {"cpu": cpu_model(), "machine": platform.machine(), "cpu_flags": cpu_flags(), "env": numeric_pins(),
+            "versions": versions()}

@@ -116,8 +116,7 @@ def load(path: str | Path, task, overrides: list[str] | None = None) -> Recipe:
     raw = apply_overrides(read_toml(path), overrides or [])
     where = str(path) + (f" (with --set {' '.join(overrides)})" if overrides else "")
     recipe = validate_recipe(raw, where, task.name, task.recipe_schema, task.check_model)
-    extra = getattr(task, "check_recipe", None)
-    return Recipe(path=where, data=extra(recipe.data, where)) if extra else recipe
+    return Recipe(path=where, data=task.check_recipe(recipe.data, where))
 
 
 def default_path(task, suite: str, version: str) -> Path:

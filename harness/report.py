@@ -1,19 +1,98 @@
-"""Markdown, LaTeX and JSON reports: one per version, plus summaries over every version run."""
+"""Markdown, LaTeX and JSON reports: one folder per version, plus summaries over every version run."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from tabulate import tabulate
 
 from harness import atomic
 
-HEADERS = ["Metric", "Limit", "Measured", "Result"]
+HEADERS = ["Metric", "Limit", "Shipped artifact", "95 % interval", "Over seeds: mean ± sd [min, max]", "Result"]
+
+
+def short_label(label: str) -> str:
+    """The label up to its first top-level comma: 'Latency (course protocol, this host)' stays whole."""
+    depth = 0
+    for i, ch in enumerate(label):
+        depth += ch == "("
+        depth -= ch == ")"
+        if ch == "," and depth == 0:
+            return label[:i]
+    return label
+
+
+def _num(fmt: str, v) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, float) and not math.isfinite(v):
+        return str(v)
+    return fmt.format(v)
+
+
+def _fmt_of(c: dict) -> str:
+    return c.get("fmt") or "{:.4g}"
+
+
+def _spread_text(c: dict) -> str:
+    s = c.get("spread")
+    if not s or s["n"] < 2:
+        return "one seed"
+    f = _fmt_of(c)
+    return f"{_num(f, s['mean'])} ± {_num(f, s['sd'])} [{_num(f, s['min'])}, {_num(f, s['max'])}] {c['unit']}"
+
+
+def _interval_text(c: dict) -> str:
+    iv = c.get("interval")
+    if not iv:
+        return "—"
+    f = _fmt_of(c)
+    return f"[{_num(f, iv[0])}, {_num(f, iv[1])}] {c['unit']}"
 
 
 def _check_table(task: dict, fmt: str) -> str:
-    rows = [[c["label"], c["limit_text"], c["measured_text"], c["result"]] for c in task["checks"]]
+    rows = [[c["label"], c["limit_text"], c["measured_text"], _interval_text(c), _spread_text(c), c["result"]]
+            for c in task["checks"]]
     return tabulate(rows, headers=HEADERS, tablefmt=fmt, disable_numparse=True)
+
+
+def _seed_table(task: dict) -> str:
+    metrics = [c for c in task["checks"]]
+    headers = ["Seed", "tflite sha256"] + [short_label(c["label"]) for c in metrics] + ["Validation (for tuning)", "Result"]
+    rows = []
+    for s in task["seeds"]:
+        by_metric = {c["metric"]: c for c in s["checks"]}
+        cells = [by_metric[c["metric"]]["measured_text"] if c["metric"] in by_metric else "—" for c in metrics]
+        val = ", ".join(f"{short_label(c['label'])} {_num(_fmt_of(c), s['val_metrics'][c['metric']])} {c['unit']}"
+                        for c in metrics if c["metric"] in s.get("val_metrics", {}) and c["metric"] != "size_bytes")
+        rows.append([f"{s['seed']}" + (" (shipped)" if s["shipped"] else ""), f"`{s['tflite_sha256'][:16]}…`", *cells,
+                     val or "—", "PASS" if s["passed"] else "FAIL"])
+    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+
+
+def baseline_lines(task: dict) -> list[str]:
+    out = []
+    for b in task.get("baselines", []):
+        figures = ", ".join(f"{short_label(c['label'])} {c['measured_text']} {c['result']}" for c in b["checks"])
+        if b["passes_all"]:
+            note = (" — **these limits do not discriminate on this data**: the trivial predictor passes every one "
+                    "it can be checked against")
+        elif b["passes_any"]:
+            passing = ", ".join(short_label(c["label"]) for c in b["checks"] if c["passed"])
+            note = f" — the limit on {passing} does not discriminate on this data"
+        else:
+            note = " — fails, so the limits discriminate"
+        out.append(f"- Baseline, {b['name']}, under the same limits: {figures}{note}.")
+    return out
+
+
+def task_verdict(task: dict) -> str:
+    n = len(task.get("seeds", [])) or 1
+    k = sum(1 for s in task.get("seeds", []) if s["passed"])
+    word = "PASS" if task["passed"] else "FAIL"
+    marginal = any(c.get("marginal") for c in task["checks"])
+    return f"{word} ({k}/{n} seeds)" + (", marginal" if marginal and task["passed"] else "")
 
 
 def version_markdown(rep: dict) -> str:
@@ -30,34 +109,43 @@ def version_markdown(rep: dict) -> str:
     if c.get("status_note"):
         lines.append(f"- Note: {c['status_note']}")
     lines += [
-        f"- Run: commit `{rep['commit']}`, {rep['finished_utc']}, total wall time {rep['wall_seconds']:.1f} s.",
         f"- Latency host: {rep['host_line']}. **This is not the course's device** "
         f"(Raspberry Pi / Deepnote): latency rows are this host's figures under the course protocol.",
+        "- Verdict rule: a version passes when every seed of every task passes every limit. *Marginal*: a PASS whose "
+        "95 % interval reaches the limit (another test draw of the same size could fail it).",
         "",
     ]
     for task in rep["tasks"]:
-        lines += [f"## {task['title']} — {'PASS' if task['passed'] else 'FAIL'}", ""]
+        lines += [f"## {task['title']} — {task_verdict(task)}", ""]
+        lines += [f"- Run: commit `{task['commit']}`, {task['finished_utc']}; {task['seed_rule']}.", ""]
         lines += [_check_table(task, "github"), ""]
+        methods = sorted({c["interval_method"] for c in task["checks"] if c.get("interval_method")})
+        if methods:
+            lines.append("- Intervals: " + "; ".join(methods) + ".")
+        lines += baseline_lines(task)
+        lines += ["", _seed_table(task), ""]
         art = task["artifact"]
         lines += [
-            f"- Artifact: `{art['path']}` ({art['bytes']:,} B, sha256 `{art['sha256']}`), "
-            f"sidecar `{art['sidecar']}`.",
+            f"- Artifact (seed {task['seeds'][0]['seed']}): [`{art['file']}`]({art['file']}) ({art['bytes']:,} B, sha256 "
+            f"`{art['sha256']}`), sidecar [`{art['sidecar']}`]({art['sidecar']}).",
             "- Sizes of the same model: " + ", ".join(f"{k} {v:,} B" for k, v in art["sizes"].items()) + ".",
             f"- Recipe: `{task['recipe_path']}` — {task['recipe_summary']}.",
         ]
         for label, text in task["rows"]:
             lines.append(f"- {label}: {text}.")
         data = task["data"]
-        if "files" in data:
-            for f in data["files"]:
-                lines.append(f"- Data: `{f['path']}` (sha256 `{f['sha256']}`).")
+        for f in data.get("files", []):
+            lines.append(f"- Data: `{f['path']}` (sha256 `{f['sha256']}`).")
         if "fingerprint" in data:
-            lines.append("- Data fingerprint (sha256 over clip paths and sizes): "
+            lines.append("- Data fingerprint (sha256 over clip paths and contents): "
                          + ", ".join(f"{k} `{v[:16]}…`" for k, v in data["fingerprint"].items()) + ".")
         if task.get("data_note"):
             lines.append(f"- Data handling: {task['data_note']}.")
+        built = task["build"].get("built_on") or {}
+        if built:
+            lines.append(f"- Built on: {built.get('cpu')} ({', '.join(built.get('cpu_flags', []))}).")
         lines.append("- Stage times: " + ", ".join(f"{k} {v:.1f} s" for k, v in task["seconds"].items())
-                     + (" (build reused from cache)" if task["build_cached"] else "") + ".")
+                     + (" (builds reused from cache)" if task["build_cached"] else "") + ".")
         lines.append("")
     return "\n".join(lines)
 
@@ -65,54 +153,58 @@ def version_markdown(rep: dict) -> str:
 def version_latex(rep: dict) -> str:
     parts = [f"% {rep['suite']} version {rep['version']} — generated by the harness, commit {rep['commit']}"]
     for task in rep["tasks"]:
-        parts.append(f"% {task['title']}")
+        parts.append(f"% {task['title']}: {task_verdict(task)}")
         parts.append(_check_table(task, "latex_booktabs"))
     return "\n".join(parts) + "\n"
 
 
-def summary_rows(reports: list[dict]) -> list[list[str]]:
+def write_version(folder: Path, rep: dict) -> Path:
+    atomic.write_json(folder / "report.json", rep)
+    atomic.write_text(folder / "report.tex", version_latex(rep))
+    return atomic.write_text(folder / "report.md", version_markdown(rep))
+
+
+def summary_rows(reports: list[dict], in_suite_folder: bool) -> list[list[str]]:
     rows = []
     for rep in reports:
         for task in rep["tasks"]:
-            measured = "; ".join(f"{c['label'].split(',')[0]} {c['measured_text']}" for c in task["checks"])
-            status = "PASS" if task["passed"] else "FAIL"
+            measured = "; ".join(f"{short_label(c['label'])} {c['measured_text']}" for c in task["checks"])
+            status = task_verdict(task)
             if rep["constraints"]["status"] == "reconstructed":
                 status += " (reconstructed limits)"
-            rows.append([rep["suite"], rep["version"], task["title"], measured, status])
+            if any(b["passes_all"] for b in task.get("baselines", [])):
+                status += "; a trivial baseline passes too"
+            prefix = "" if in_suite_folder else f"{rep['suite']}/"
+            link = f"[{rep['version']}]({prefix}version-{rep['version']}/report.md)"
+            rows.append([rep["suite"], link, task["title"], measured, status])
     return rows
 
 
-def summary_markdown(reports: list[dict], title: str) -> str:
-    commits = sorted({r["commit"] for r in reports})
+def summary_markdown(reports: list[dict], title: str, in_suite_folder: bool = False) -> str:
+    commits = sorted({t.get("commit", r["commit"]) for r in reports for t in r["tasks"]})
     hosts = sorted({r["host_line"] for r in reports})
-    body = tabulate(summary_rows(reports), headers=["Suite", "Version", "Task", "Measured (deployed file)", "Result"],
+    body = tabulate(summary_rows(reports, in_suite_folder), headers=["Suite", "Version", "Task", "Measured (shipped artifact)", "Result"],
                     tablefmt="github", disable_numparse=True)
     return (f"# {title}\n\nGenerated from the per-version JSON reports (commits: {', '.join(commits)}). "
             f"Latency host: {'; '.join(hosts)} — not the course's Raspberry Pi or Deepnote.\n\n{body}\n")
 
 
-def write_version(out_dir: Path, rep: dict) -> Path:
-    base = out_dir / rep["suite"] / f"version-{rep['version']}"
-    atomic.write_json(base.with_suffix(".json"), rep)
-    atomic.write_text(base.with_suffix(".tex"), version_latex(rep))
-    atomic.write_text(base.with_suffix(".md"), version_markdown(rep))
-    return base.with_suffix(".md")
-
-
 def load_reports(folder: Path) -> list[dict]:
     out = []
-    for p in sorted(folder.glob("**/version-*.json")):
+    for p in sorted(Path(folder).glob("**/version-*/report.json")):
+        if any(part.startswith(".") for part in p.relative_to(folder).parts):
+            continue  # staging or backup folders
         try:
             out.append(json.loads(p.read_text()))
         except (OSError, json.JSONDecodeError):
-            continue  # a report from an older layout or a broken file: the run that owns it rewrites it
+            continue  # a broken file: the run that owns it rewrites it
     return out
 
 
 def write_summaries(out_dir: Path, suite: str) -> None:
     suite_reports = load_reports(out_dir / suite)
     if suite_reports:
-        atomic.write_text(out_dir / suite / "summary.md", summary_markdown(suite_reports, f"{suite}: summary"))
+        atomic.write_text(out_dir / suite / "summary.md", summary_markdown(suite_reports, f"{suite}: summary", True))
     all_reports = load_reports(out_dir)
     if all_reports:
         atomic.write_text(out_dir / "summary.md", summary_markdown(all_reports, "All suites: summary"))

@@ -1,16 +1,22 @@
-"""The run loop: constraint file + recipe -> build (cached) -> package -> measure -> check -> report."""
+"""The run loop: constraint file + recipe -> N seeded builds (cached, verified) -> package -> measure -> check -> report.
+
+A verdict is about the recipe: it is built once per seed (seeds derived from the recipe's own), every
+artifact is measured, and the recipe passes only when every seed passes. The recipe seed's artifact ships.
+"""
 from __future__ import annotations
 
 import gc
 import hashlib
 import json
+import shutil
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from harness import atomic, check, constraints, datasets, hostinfo, package, recipes, report
+from harness import atomic, check, constraints, datasets, hostinfo, package, publish, recipes, report, stats
 from harness.errors import HarnessError
+from harness.recipes import Recipe
 from harness.task import Build, Context
 from harness.task import get as get_task
 from harness.tfsetup import keras, quiet_stderr, seed_everything
@@ -19,25 +25,46 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = ROOT / "results"
 
 
+def rel(p: Path) -> str:
+    """A path as the tables print it: relative to the project when inside it."""
+    try:
+        return str(Path(p).resolve().relative_to(ROOT))
+    except ValueError:
+        return str(p)
+
+
 def code_fingerprint(task_name: str) -> str:
     """Hash of the code a build depends on: a code change invalidates cached builds."""
+    import importlib
+
     h = hashlib.sha256()
-    for folder in (ROOT / "harness", ROOT / "tasks" / task_name):
+    task_dir = Path(importlib.import_module(type(get_task(task_name)).__module__).__file__).parent
+    for folder in (ROOT / "harness", task_dir):
         for p in sorted(folder.rglob("*.py")):
-            h.update(str(p.relative_to(ROOT)).encode())
+            h.update(str(p.relative_to(folder.parent)).encode())
             h.update(p.read_bytes())
     return h.hexdigest()[:16]
 
 
-BUILD_SECTION_KEYS = ("labels", "split", "input_steps", "output_steps")  # what a constraint section feeds the build
+def seeds_of(recipe: Recipe, n: int) -> list[int]:
+    """The recipe's seed and the n - 1 that follow it: fixed by the recipe, never picked after the fact."""
+    if n < 1:
+        raise HarnessError(f"--seeds must be >= 1 (got {n})")
+    return [recipe["seed"] + i for i in range(n)]
 
 
-def build_key(task_name: str, section: dict, recipe, data_fp: dict) -> str:
+def with_seed(recipe: Recipe, seed: int) -> Recipe:
+    data = dict(recipe.data)
+    data["seed"] = int(seed)
+    return Recipe(path=recipe.path, data=data)
+
+
+def build_key(task, section: dict, recipe: Recipe, data_fp: dict) -> str:
     """Only what shapes the .tflite: limits and the submitted format (packaging) do not, so versions that
     differ only there share one build."""
-    payload = {"task": task_name, "section": {k: section[k] for k in BUILD_SECTION_KEYS if k in section},
+    payload = {"task": task.name, "section": {k: section[k] for k in task.build_keys if k in section},
                "recipe": {k: v for k, v in recipe.data.items() if k not in ("package", "description")}, "data": data_fp,
-               "code": code_fingerprint(task_name), "versions": hostinfo.versions()}
+               "code": code_fingerprint(task.name), "versions": hostinfo.versions(), "pins": hostinfo.numeric_pins()}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
@@ -47,22 +74,100 @@ def fresh_session(seed: int) -> None:
     seed_everything(seed)
 
 
-def cached_build(ctx: Context, task, section, recipe, data_fp, use_cache: bool) -> tuple[Build, bool, str]:
-    key = build_key(task.name, section, recipe, data_fp)
-    folder = datasets.cache_dir() / "builds" / key
+# -- the build cache ------------------------------------------------------------------------------
+
+def _cache_folder(key: str) -> Path:
+    return datasets.cache_dir() / "builds" / key
+
+
+def load_cached(key: str, log) -> Build | None:
+    """A cached build, or None. Every entry carries the sha256 of its model; a damaged one is reported and dropped."""
+    folder = _cache_folder(key)
     model_path, info_path = folder / "model.tflite", folder / "build.json"
-    if use_cache and model_path.is_file() and info_path.is_file():
-        ctx.log(f"  build {key}: reused from cache ({model_path})")
-        return Build(model_path.read_bytes(), json.loads(info_path.read_text())), True, key
+    if not info_path.is_file():
+        return None
+    try:
+        info = json.loads(info_path.read_text())
+        blob = model_path.read_bytes()
+        expected = info["tflite_sha256"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        log(f"  cache entry {folder} is unreadable ({type(e).__name__}); rebuilding")
+        shutil.rmtree(folder, ignore_errors=True)
+        return None
+    if hashlib.sha256(blob).hexdigest() != expected:
+        log(f"  cache entry {model_path} is damaged (sha256 differs from its record); rebuilding")
+        shutil.rmtree(folder, ignore_errors=True)
+        return None
+    return Build(blob, info)
+
+
+def build_and_store(ctx: Context, task, section: dict, recipe: Recipe, key: str) -> Build:
     with quiet_stderr():  # TensorFlow's runtime writes C++ log lines straight to fd 2
         fresh_session(recipe["seed"])
         b = task.build(ctx, section, recipe)
         keras().backend.clear_session()  # drop the training graph and its input pipeline before measuring
         gc.collect()
-    atomic.write_bytes(model_path, b.tflite)
-    atomic.write_json(info_path, b.info)  # written last: its presence marks a complete build
-    return b, False, key
+    b.info["tflite_sha256"] = hashlib.sha256(b.tflite).hexdigest()
+    b.info["built_on"] = hostinfo.build_host()
+    folder = _cache_folder(key)
+    try:
+        atomic.write_bytes(folder / "model.tflite", b.tflite)
+        atomic.write_json(folder / "build.json", b.info)  # written last: its presence marks a complete build
+    except OSError as e:
+        raise HarnessError(f"{folder}: cannot write the build cache ({e.strerror or e})") from None
+    return b
 
+
+def _build_worker(payload: dict) -> str:
+    """Runs in a separate process (spawned): one seed's build, stored in the shared cache."""
+    import sys
+
+    ctx = Context(data_dir=Path(payload["data_dir"]), jena_files=payload["jena_files"],
+                  log=lambda m: print(f"[seed {payload['seed']}] {m.strip()}", flush=True, file=sys.stdout))
+    task = get_task(payload["task"])
+    recipe = Recipe(path=payload["recipe_path"], data=payload["recipe"])
+    build_and_store(ctx, task, payload["section"], recipe, payload["key"])
+    return payload["key"]
+
+
+def build_seeds(ctx: Context, task, section: dict, recipe: Recipe, data_fp: dict, seeds: list[int],
+                use_cache: bool, jobs: int) -> list[tuple[Build, bool, str]]:
+    """(build, reused from cache, key) per seed. Missing builds run `jobs` at a time in worker processes."""
+    keys = [build_key(task, section, with_seed(recipe, s), data_fp) for s in seeds]
+    found: dict[str, Build] = {}
+    if use_cache:
+        for s, k in zip(seeds, keys):
+            b = load_cached(k, ctx.log)
+            if b is not None:
+                ctx.log(f"  seed {s}: build {k} reused from cache")
+                found[k] = b
+    missing = [(s, k) for s, k in zip(seeds, keys) if k not in found]
+    fresh: set[str] = set()
+    if missing and jobs > 1 and len(missing) > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        task.prepare(ctx, section, recipe)  # fill the on-disk caches once, before the workers read them
+        ctx.log(f"  building {len(missing)} seed(s), {jobs} at a time")
+        payloads = [{"task": task.name, "section": section, "recipe": with_seed(recipe, s).data, "recipe_path": recipe.path,
+                     "seed": s, "key": k, "data_dir": str(ctx.data_dir),
+                     "jena_files": [str(p) for p in ctx.jena_files] if ctx.jena_files else None} for s, k in missing]
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            for k in pool.map(_build_worker, payloads):
+                b = load_cached(k, ctx.log)
+                if b is None:
+                    raise HarnessError(f"{_cache_folder(k)}: a worker finished but its build is not in the cache")
+                found[k] = b
+                fresh.add(k)
+    else:
+        for s, k in missing:
+            ctx.log(f"  seed {s}: building")
+            found[k] = build_and_store(ctx, task, section, with_seed(recipe, s), k)
+            fresh.add(k)
+    return [(found[k], k not in fresh, k) for k in keys]
+
+
+# -- one task -------------------------------------------------------------------------------------
 
 def recipe_summary(recipe) -> str:
     m = ", ".join(f"{k}={v}" for k, v in recipe["model"].items() if k != "name")
@@ -79,11 +184,54 @@ def recipe_summary(recipe) -> str:
 class TaskOutcome:
     report: dict
     passed: bool
+    files: dict[str, bytes]  # what ships, by name: the artifact and its sidecar (written by the caller)
+
+
+def _check_dict(r: check.CheckRow) -> dict:
+    return {"label": r.label, "metric": r.metric, "limit": r.limit, "measured": r.measured, "unit": r.unit, "op": r.op,
+            "passed": r.passed, "fmt": r.fmt, "limit_text": r.limit_text(), "measured_text": r.measured_text(), "result": r.result_text()}
+
+
+def aggregate(task, section: dict, per_seed: list[dict]) -> list[dict]:
+    """One row per limit over every seed: spread, passes k/N, the shipped seed's figure and interval, marginal."""
+    shipped = per_seed[0]
+    rows = []
+    for i, r in enumerate(shipped["checks"]):
+        values = [s["metrics"].get(r["metric"]) for s in per_seed]
+        finite = [v for v in values if v is not None]
+        k = sum(1 for s in per_seed if s["checks"][i]["passed"])
+        row = dict(r)
+        row.update({"values": values, "spread": stats.spread(finite) if finite else None, "n": len(per_seed),
+                    "k_pass": k if r["limit"] is not None else None,
+                    "passed": (k == len(per_seed)) if r["limit"] is not None else None})
+        ivs = [s["intervals"].get(r["metric"]) for s in per_seed]
+        row["interval"] = ivs[0]
+        row["interval_method"] = shipped["interval_method"].get(r["metric"])
+        row["marginal"] = bool(row["passed"]) and any(check.crosses(r["op"], r["limit"], iv) for iv in ivs if iv)
+        row["result"] = ("info" if row["passed"] is None else ("PASS" if row["passed"] else "FAIL")
+                         + (f" {k}/{len(per_seed)}" if len(per_seed) > 1 else "") + (" (marginal)" if row["marginal"] else ""))
+        rows.append(row)
+    return rows
+
+
+def baseline_report(task, section: dict, baselines: dict) -> list[dict]:
+    out = []
+    for name, metrics in baselines.items():
+        rows = check.baseline_rows(task.limits, section, metrics)
+        if not rows:
+            continue
+        out.append({"name": name, "checks": [_check_dict(r) for r in rows], "passes_all": all(r.passed for r in rows),
+                    "passes_any": any(r.passed for r in rows)})
+    return out
 
 
 def run_task(ctx: Context, cons, task_name: str, recipe_path: Path | None = None, overrides: list[str] | None = None,
              out_dir: Path = RESULTS_DIR, use_cache: bool = True, latency: bool = True,
-             artifact_dir: Path | None = None) -> TaskOutcome:
+             artifact_dir: Path | None = None, seeds: int = 1, jobs: int = 1, split: str = "test") -> TaskOutcome:
+    """Build the recipe with `seeds` seeds and measure every artifact on `split`.
+
+    split="test" reports (and ships the recipe seed's artifact); split="val" is for selection and never
+    opens the test split."""
     task = get_task(task_name)
     section = cons.task(task_name)
     path = Path(recipe_path) if recipe_path else recipes.default_path(task, cons.suite, cons.version)
@@ -94,98 +242,142 @@ def run_task(ctx: Context, cons, task_name: str, recipe_path: Path | None = None
     if fmt not in section["size_formats"]:
         raise HarnessError(f"{path}: package.format {fmt!r} is not accepted by {cons.rel_path} "
                            f"(size_formats = {section['size_formats']})")
+    seed_list = seeds_of(recipe, seeds)
     seconds = {}
     t0 = time.perf_counter()
     data_fp = task.data_fingerprint(ctx, section, recipe)
     seconds["data"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    build, was_cached, key = cached_build(ctx, task, section, recipe, data_fp, use_cache)
+    builds = build_seeds(ctx, task, section, recipe, data_fp, seed_list, use_cache, jobs)
     seconds["build (train + convert)"] = time.perf_counter() - t0
 
-    # Package: write the file a user would submit, then measure *that file*.
     t0 = time.perf_counter()
-    art_dir = artifact_dir or (out_dir / cons.suite / f"version-{cons.version}" / task_name)
-    blob = package.pack(build.tflite, fmt)
-    art_path = atomic.write_bytes(art_dir / ("model" + package.SUFFIX[fmt]), blob)
-    sidecar = task.sidecar(ctx, section, recipe)
-    sidecar.update({"artifact": art_path.name, "format": fmt, "sha256": hashlib.sha256(blob).hexdigest(),
-                    "tflite_sha256": hashlib.sha256(build.tflite).hexdigest(), "recipe": recipe.data,
-                    "constraints": cons.rel_path})
-    side_path = atomic.write_json(art_dir / "sidecar.json", sidecar)
-    seconds["package"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    shipped = package.unpack(art_path.read_bytes(), fmt, str(art_path))
-    with quiet_stderr():
-        m = task.measure(ctx, section, recipe, shipped, latency=latency)
-    m.metrics["size_bytes"] = float(len(blob))
+    per_seed, shipped_m = [], None
+    for seed, (build, cached, key) in zip(seed_list, builds):
+        blob = package.pack(build.tflite, fmt)
+        deployed = package.unpack(blob, fmt, f"seed {seed} artifact")  # measure what a grader unpacks
+        with quiet_stderr():
+            m = task.measure(ctx, section, with_seed(recipe, seed), deployed, split=split, latency=latency)
+            val = (task.measure(ctx, section, with_seed(recipe, seed), deployed, split="val", latency=False).metrics
+                   if split == "test" else dict(m.metrics))
+        m.metrics["size_bytes"] = float(len(blob))
+        rows = check.evaluate(task.limits, section, m.metrics)
+        per_seed.append({"seed": seed, "shipped": seed == recipe["seed"], "build_key": key, "build_cached": cached,
+                         "tflite_sha256": hashlib.sha256(build.tflite).hexdigest(),
+                         "artifact_sha256": hashlib.sha256(blob).hexdigest(), "bytes": len(blob),
+                         "metrics": m.metrics, "val_metrics": val, "passed": check.verdict(rows),
+                         "checks": [_check_dict(r) for r in rows],
+                         "intervals": {k: list(v) for k, v in m.intervals.items()}, "interval_method": m.interval_method,
+                         "built_on": build.info.get("built_on"), "selected_epoch": build.info.get("selected_epoch")})
+        if shipped_m is None:
+            shipped_m, shipped_build, shipped_blob = m, build, blob
+        ctx.log(f"  seed {seed}: {'PASS' if per_seed[-1]['passed'] else 'FAIL'} — "
+                + ", ".join(f"{r.label.split(',')[0]} {r.measured_text()}" for r in rows))
     seconds["measure"] = time.perf_counter() - t0
 
-    rows = check.evaluate(task.limits, section, m.metrics)
-    passed = check.verdict(rows)
-
-    def rel(p: Path) -> str:
-        try:
-            return str(p.resolve().relative_to(ROOT))
-        except ValueError:
-            return str(p)
-
+    checks = aggregate(task, section, per_seed)
+    passed = all(s["passed"] for s in per_seed)
+    # Package: the file a user would submit (the recipe seed's), and its sidecar.
+    art_name = "model" + package.SUFFIX[fmt]
+    sidecar = task.sidecar(ctx, section, recipe)
+    sidecar.update({"artifact": art_name, "format": fmt, "sha256": per_seed[0]["artifact_sha256"],
+                    "tflite_sha256": per_seed[0]["tflite_sha256"], "recipe": recipe.data, "constraints": cons.rel_path})
+    files = {art_name: shipped_blob,
+             "sidecar.json": (json.dumps(sidecar, indent=2, sort_keys=True, default=str) + "\n").encode()}
+    if artifact_dir is not None:
+        for name, blob in files.items():
+            atomic.write_bytes(Path(artifact_dir) / name, blob)
+    art = {"file": f"{task_name}/{art_name}", "sidecar": f"{task_name}/sidecar.json", "bytes": len(shipped_blob),
+           "sha256": per_seed[0]["artifact_sha256"], "format": fmt, "sizes": package.sizes(shipped_build.tflite)}
     rep = {
         "task": task_name,
         "title": task.title,
+        "split": split,
         "passed": passed,
-        "checks": [{"label": r.label, "limit": r.limit, "measured": r.measured, "unit": r.unit, "op": r.op,
-                    "passed": r.passed, "limit_text": r.limit_text(), "measured_text": r.measured_text(),
-                    "result": r.result_text()} for r in rows],
-        "metrics": m.metrics,
-        "rows": m.rows,
-        "details": m.details,
-        "artifact": {"path": rel(art_path), "bytes": len(blob), "sha256": sidecar["sha256"], "format": fmt,
-                     "sizes": package.sizes(build.tflite), "sidecar": rel(side_path)},
+        "seeds": per_seed,
+        "seed_rule": f"PASS only when every one of the {len(seed_list)} seed(s) passes every limit"
+                     if len(seed_list) > 1 else "one seed: the verdict says nothing about the seed spread (run with --seeds N)",
+        "checks": checks,
+        "baselines": baseline_report(task, section, shipped_m.baselines),
+        "metrics": per_seed[0]["metrics"],
+        "rows": shipped_m.rows,
+        "details": shipped_m.details,
+        "artifact": art,
         "recipe_path": rel(path),
         "recipe": recipe.data,
         "overrides": overrides or [],
         "recipe_summary": recipe_summary(recipe),
-        "build": build.info,
-        "build_key": key,
-        "build_cached": was_cached,
+        "build": shipped_build.info,
+        "build_cached": builds[0][1],
         "data": data_fp,
-        "data_note": getattr(task, "data_note", lambda fp: "")(data_fp),
+        "data_note": task.data_note(data_fp),
         "seconds": {k: round(v, 2) for k, v in seconds.items()},
+        "commit": hostinfo.commit(),
+        "finished_utc": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "host_line": hostinfo.host_line(),
     }
-    verdicts = ", ".join(f"{r.label.split(',')[0]} {r.measured_text()} {r.result_text()}" for r in rows)
-    ctx.log(f"  {task_name}: {'PASS' if passed else 'FAIL'} — {verdicts}")
-    return TaskOutcome(rep, passed)
+    ctx.log(f"  {task_name}: {'PASS' if passed else 'FAIL'} — "
+            + ", ".join(f"{c['label'].split(',')[0]} {c['result']}" for c in checks))
+    return TaskOutcome(rep, passed, files)
+
+
+# -- one version ----------------------------------------------------------------------------------
+
+def _previous(final: Path) -> dict | None:
+    try:
+        return json.loads((final / "report.json").read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def run_version(ctx: Context, suite: str, version: str, tasks: list[str] | None = None,
                 recipe_paths: dict[str, Path] | None = None, overrides: list[str] | None = None,
-                out_dir: Path = RESULTS_DIR, use_cache: bool = True) -> dict:
+                out_dir: Path = RESULTS_DIR, use_cache: bool = True, seeds: int = 1, jobs: int = 1) -> dict:
     cons = constraints.load(suite, version)
     wanted = [t for t in cons.tasks if not tasks or t in tasks]
     if not wanted:
         raise HarnessError(f"{cons.rel_path}: none of the requested tasks ({', '.join(tasks or [])}) is in this version")
     started = time.perf_counter()
-    ctx.log(f"== {suite} version {version}: {', '.join(wanted)} ({cons.rel_path})")
-    outcomes = []
+    ctx.log(f"== {suite} version {version}: {', '.join(wanted)} ({cons.rel_path}), {seeds} seed(s)")
+    final = Path(out_dir) / suite / f"version-{version}"
+    outcomes, files = {}, {}
     for name in wanted:
-        outcomes.append(run_task(ctx, cons, name, (recipe_paths or {}).get(name), overrides, out_dir, use_cache).report)
-    rep = {
-        "suite": suite,
-        "version": version,
-        "constraints": {"path": cons.rel_path, "status": cons.data["status"], "status_note": cons.data["status_note"],
-                        "academic_year": cons.data["academic_year"], "kilobyte_bytes": cons.data["kilobyte_bytes"]},
-        "tasks": outcomes,
-        "passed": all(t["passed"] for t in outcomes),
-        "commit": hostinfo.commit(),
-        "host": hostinfo.host(),
-        "host_line": hostinfo.host_line(),
-        "library_versions": hostinfo.versions(),
-        "finished_utc": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "wall_seconds": round(time.perf_counter() - started, 2),
-    }
-    md = report.write_version(out_dir, rep)
-    report.write_summaries(out_dir, suite)
-    ctx.log(f"   -> {md}")
+        out = run_task(ctx, cons, name, (recipe_paths or {}).get(name), overrides, out_dir, use_cache, seeds=seeds, jobs=jobs)
+        outcomes[name] = out.report
+        files.update({f"{name}/{k}": v for k, v in out.files.items()})
+    # Everything was measured: now write the whole set beside the old one, and swap.
+    staging = publish.stage(final)
+    try:
+        for name, blob in files.items():
+            atomic.write_bytes(staging / name, blob)
+        # A one-task run keeps the other tasks' last results (each keeps its own commit and date).
+        previous = _previous(final)
+        for old in (previous or {}).get("tasks", []):
+            name = old.get("task")
+            if name in cons.tasks and name not in outcomes and (final / name).is_dir():
+                shutil.copytree(final / name, staging / name)
+                outcomes[name] = old
+        task_reports = [outcomes[t] for t in cons.tasks if t in outcomes]
+        rep = {
+            "suite": suite,
+            "version": version,
+            "constraints": {"path": cons.rel_path, "status": cons.data["status"], "status_note": cons.data["status_note"],
+                            "academic_year": cons.data["academic_year"], "kilobyte_bytes": cons.data["kilobyte_bytes"]},
+            "tasks": task_reports,
+            "passed": all(t["passed"] for t in task_reports),
+            "commit": hostinfo.commit(),
+            "host": hostinfo.host(),
+            "host_line": hostinfo.host_line(),
+            "library_versions": hostinfo.versions(),
+            "finished_utc": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "wall_seconds": round(time.perf_counter() - started, 2),
+        }
+        report.write_version(staging, rep)
+        publish.commit(staging, final)
+    except BaseException:
+        publish.discard(staging)  # the previous set stays as it was
+        raise
+    report.write_summaries(Path(out_dir), suite)
+    ctx.log(f"   -> {rel(final / 'report.md')}")
     return rep

@@ -107,37 +107,28 @@ def overrides_of(chosen: dict) -> list[str]:
 
 # -- objectives and constraints ----------------------------------------------------------------
 
-def objectives(task_name: str, section: dict) -> list[tuple[str, str]]:
-    """(name, direction) per objective: the task metric, deployed size, and latency where a protocol exists."""
-    if task_name == "forecast":
-        return [("worst_mae_ratio", "minimize"), ("size_bytes", "minimize")]
-    out = [("accuracy_pct", "maximize"), ("size_bytes", "minimize")]
-    if section.get("latency"):
-        out.append(("latency_ms", "minimize"))
-    return out
-
-
-def objective_values(task_name: str, section: dict, metrics: dict) -> list[float]:
-    vals = []
-    for name, _ in objectives(task_name, section):
-        if name == "worst_mae_ratio":
-            vals.append(max(metrics["mae_t_degc"] / section["max_mae_t_degc"], metrics["mae_rh_pct"] / section["max_mae_rh_pct"]))
-        else:
-            vals.append(float(metrics[name]))
-    return vals
+def mean_metrics(report: dict) -> dict:
+    """Each metric averaged over the trial's seeds (validation split)."""
+    seeds = report["seeds"]
+    keys = set().union(*(sd["metrics"] for sd in seeds))
+    return {k: sum(sd["metrics"][k] for sd in seeds if k in sd["metrics"]) / len(seeds) for k in keys}
 
 
 def constraint_values(report: dict) -> list[float]:
-    """Optuna's convention: <= 0 is feasible. Strict limits: equality counts as a violation."""
+    """Optuna's convention: <= 0 is feasible. The worst seed counts; strict limits make equality a violation."""
     out = []
-    for c in report["checks"]:
+    for i, c in enumerate(report["checks"]):
         if c["limit"] is None:
             continue
-        if c["measured"] is None:
-            out.append(1.0)
-            continue
-        gap = (c["measured"] - c["limit"]) if c["op"] == "<" else (c["limit"] - c["measured"])
-        out.append(gap if gap != 0 else 1e-9)
+        gaps = []
+        for sd in report["seeds"]:
+            v = sd["checks"][i]["measured"]
+            if v is None or v != v or v in (float("inf"), float("-inf")):
+                gaps.append(1.0)
+                continue
+            gap = (v - c["limit"]) if c["op"] == "<" else (c["limit"] - v)
+            gaps.append(gap if gap != 0 else 1e-9)
+        out.append(max(gaps))
     return out
 
 
@@ -229,14 +220,15 @@ class SearchConfig:
     base_recipe: Path | None = None
     out_dir: Path = run.RESULTS_DIR
     seed: int = 0
+    seeds: int = 2
     sampler: str = "tpe"
     prune_warmup_epochs: int = 2
     extra_overrides: tuple = ()
 
 
-def _early_stop_hook(study, trial, section, warmup_epochs, log):
-    """Stop a trial whose validation metric is hopeless: below the accuracy limit by 10 points, or worse
-    than the median of finished trials at the same epoch (Optuna has no pruner for multi-objective studies)."""
+def _early_stop_hook(study, trial, task, section, warmup_epochs, log):
+    """Stop a trial whose validation metric is hopeless: the task's own rule, or far worse than the median of
+    finished trials at the same epoch (Optuna has no pruner for multi-objective studies)."""
     import optuna
     from optuna.trial import TrialState
 
@@ -250,8 +242,9 @@ def _early_stop_hook(study, trial, section, warmup_epochs, log):
         trial.set_user_attr("val_curve", curve)
         if epoch + 1 < warmup_epochs:
             return
-        if sign > 0 and section.get("min_accuracy_pct") and 100 * value < section["min_accuracy_pct"] - 10:
-            log(f"    trial {trial.number}: stopped early (val accuracy {100 * value:.1f} % far below the limit)")
+        reason = task.hopeless(section, logs)
+        if reason:
+            log(f"    trial {trial.number}: stopped early ({reason})")
             raise optuna.TrialPruned()
         others = [t.user_attrs.get("val_curve", []) for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
         at_epoch = sorted(c[epoch] for c in others if len(c) > epoch)
@@ -279,10 +272,11 @@ def search(ctx: Context, cfg: SearchConfig) -> dict:
     recipes.load(base, task, list(cfg.extra_overrides))  # fail fast on a broken base recipe
     storage_spec = cfg.storage or default_storage(cfg.suite, cfg.version, cfg.task, cfg.out_dir)
     study_name = cfg.study or f"{cfg.suite}-{cfg.version}-{cfg.task}"
-    objs = objectives(cfg.task, section)
-    sampler = (optuna.samplers.NSGAIISampler(seed=cfg.seed + os.getpid(), constraints_func=_constraints_func)
+    objs = task.objectives(section)
+    # The sampler seed alone fixes the trial sequence (one worker); workers sharing a study differ by their rank.
+    sampler = (optuna.samplers.NSGAIISampler(seed=cfg.seed, constraints_func=_constraints_func)
                if cfg.sampler == "nsga2" else
-               optuna.samplers.TPESampler(seed=cfg.seed + os.getpid(), multivariate=True, group=True, constant_liar=True,
+               optuna.samplers.TPESampler(seed=cfg.seed, multivariate=True, group=True, constant_liar=True,
                                           constraints_func=_constraints_func, n_startup_trials=min(8, max(2, cfg.trials // 3))))
     storage = open_storage(storage_spec)
     study = _retry(lambda: optuna.create_study(storage=storage, study_name=study_name, sampler=sampler,
@@ -322,18 +316,21 @@ def search(ctx: Context, cfg: SearchConfig) -> dict:
             trial.set_user_attr("rejected", f"parameters alone need >= {floor:,} B, limit {section['max_size_bytes']:,} B")
             raise optuna.TrialPruned()
         warmup = max(cfg.prune_warmup_epochs, recipe["train"]["epochs"] // 3)  # judge after a third of the run
-        ctx.epoch_hook = _early_stop_hook(study, trial, section, warmup, ctx.log)
+        ctx.epoch_hook = _early_stop_hook(study, trial, task, section, warmup, ctx.log)
+        ctx.sealed_test = True  # selection reads train and validation only
         try:
             outcome = run.run_task(ctx, cons, cfg.task, recipe_path=base, overrides=overrides, out_dir=cfg.out_dir,
-                                   artifact_dir=datasets.cache_dir() / "search" / study_name / f"trial-{trial.number}")
+                                   seeds=cfg.seeds, split="val")
         finally:
             ctx.epoch_hook = None
+            ctx.sealed_test = False
         rep = outcome.report
+        metrics = mean_metrics(rep)
         trial.set_user_attr("constraints", constraint_values(rep))
         trial.set_user_attr("passed", outcome.passed)
-        trial.set_user_attr("metrics", rep["metrics"])
-        trial.set_user_attr("artifact_sha256", rep["artifact"]["sha256"])
-        return objective_values(cfg.task, section, rep["metrics"])
+        trial.set_user_attr("metrics", metrics)
+        trial.set_user_attr("tflite_sha256", [sd["tflite_sha256"] for sd in rep["seeds"]])
+        return task.objective_values(section, metrics)
 
     def progress(study, frozen):
         dt = time.perf_counter() - started
@@ -351,7 +348,7 @@ def search(ctx: Context, cfg: SearchConfig) -> dict:
                 f"elapsed {dt / 60:.1f} min, ~{left * mean / 60:.1f} min left")
 
     study.optimize(objective, n_trials=cfg.trials, callbacks=[progress], catch=(Exception,), gc_after_trial=True)
-    return write_outputs(study, cfg, cons, task, section, base, objs, storage_spec)
+    return write_outputs(ctx, study, cfg, cons, task, section, base, objs, storage_spec)
 
 
 # -- outputs -------------------------------------------------------------------------------------
@@ -368,7 +365,16 @@ def pareto(rows: list[dict], objs) -> list[dict]:
     return [r for r in rows if not any(dominates(o, r) for o in rows if o is not r)]
 
 
-def write_outputs(study, cfg, cons, task, section, base, objs, storage_spec) -> dict:
+def choose(rows: list[dict], objs) -> dict | None:
+    """The passing trial with the best first objective (validation), ties broken by the others."""
+    feasible = [r for r in rows if r["passed"]]
+    if not feasible:
+        return None
+    sign = [-1.0 if d == "maximize" else 1.0 for _, d in objs]
+    return min(feasible, key=lambda r: tuple(sg * v for sg, v in zip(sign, r["values"])) + (r["number"],))
+
+
+def write_outputs(ctx, study, cfg, cons, task, section, base, objs, storage_spec) -> dict:
     from optuna.trial import TrialState
     from tabulate import tabulate
 
@@ -379,15 +385,20 @@ def write_outputs(study, cfg, cons, task, section, base, objs, storage_spec) -> 
     front = sorted(pareto(feasible, objs), key=lambda r: r["values"][1])
     base_name = f"search-{cfg.version}-{cfg.task}"
     folder = cfg.out_dir / cfg.suite
-    best = None
-    if feasible:
-        metric_dir = objs[0][1]
-        best = sorted(feasible, key=lambda r: ((-r["values"][0] if metric_dir == "maximize" else r["values"][0]),) + tuple(r["values"][1:]))[0]
+    best = choose(rows, objs)
+    test_lines = []
+    if best:
         recipe = recipes.load(base, task, best["overrides"])
         data = dict(recipe.data)
-        data["description"] = (f"search winner: trial {best['number']} of study {study.study_name} "
+        data["description"] = (f"search winner: trial {best['number']} of study {study.study_name}, chosen on validation "
                                f"({', '.join(f'{n} {v:.4g}' for (n, _), v in zip(objs, best['values']))})")
         atomic.write_text(folder / f"{base_name}.best.toml", recipes.Recipe(path="", data=data).to_toml())
+        # The test split, read once, for the chosen recipe only (its builds are in the cache from the trial).
+        final = run.run_task(ctx, cons, cfg.task, recipe_path=base, overrides=best["overrides"], seeds=cfg.seeds,
+                             split="test").report
+        best["test"] = {c["label"]: c["result"] + f" ({c['measured_text']})" for c in final["checks"]}
+        test_lines = ["", "## The chosen recipe on the test split (read once, after the choice)", "",
+                      f"- Over {cfg.seeds} seed(s): " + "; ".join(f"{k}: {v}" for k, v in best["test"].items()) + "."]
     table = tabulate(
         [[r["number"]] + [f"{v:.4g}" for v in r["values"]] + [" ".join(r["overrides"])] for r in front],
         headers=["trial"] + [f"{n} ({d[:3]})" for n, d in objs] + ["recipe overrides"], tablefmt="github", disable_numparse=True)
@@ -403,18 +414,21 @@ def write_outputs(study, cfg, cons, task, section, base, objs, storage_spec) -> 
           f"- Constraints: `{cons.rel_path}`; base recipe `{rel(base)}`; storage `{rel(storage_spec) if '://' not in storage_spec else storage_spec.split('@')[-1]}`.",
           f"- Trials: {len(rows)} complete ({len(feasible)} pass every limit), {pruned} rejected before or stopped during "
           f"training, {failed} failed.",
-          "- Every trial is a full train → convert → package → measure of the deployed file (same code as `make version-*`).",
+          "- Every trial is a full train → convert → package → measure of the deployed file (same code as `make version-*`), "
+          f"with {cfg.seeds} seed(s); objectives and limits are read on the **validation** split (mean over seeds, the worst "
+          "seed for limits). The test split is sealed during the search.",
           "", "## Pareto-optimal passing configurations", "", table if front else "_none passed yet_", ""]
     if best:
         md.append(f"Best passing configuration (trial {best['number']}): `{base_name}.best.toml`; reproduce with "
                   f"`make version-{cfg.version} SUITE={cfg.suite} ARGS=\"--task {cfg.task} --recipe {cfg.task}={rel(folder / (base_name + '.best.toml'))}\"`.")
+    md += test_lines
     atomic.write_text(folder / f"{base_name}.md", "\n".join(md) + "\n")
-    plot(rows, objs, section, folder / f"{base_name}.png", study.study_name)
+    plot(rows, objs, section, folder / f"{base_name}.png", study.study_name, task)
     return {"complete": len(rows), "feasible": len(feasible), "pareto": front, "best": best,
             "markdown": str(folder / f"{base_name}.md")}
 
 
-def plot(rows, objs, section, path: Path, title: str) -> None:
+def plot(rows, objs, section, path: Path, title: str, task) -> None:
     import io
 
     import matplotlib
@@ -439,12 +453,15 @@ def plot(rows, objs, section, path: Path, title: str) -> None:
             ax.plot([r["values"][1] for r in front], [r["values"][0] for r in front], "k--", lw=1, label="Pareto front")
     if section.get("max_size_bytes"):
         ax.axvline(section["max_size_bytes"], color="tab:red", lw=1, label="size limit")
-    if objs[0][0] == "accuracy_pct" and section.get("min_accuracy_pct"):
-        ax.axhline(section["min_accuracy_pct"], color="tab:orange", lw=1, label="accuracy limit")
-    if objs[0][0] == "worst_mae_ratio":
-        ax.axhline(1.0, color="tab:orange", lw=1, label="MAE limit (ratio 1)")
+    from harness.check import lookup
+
+    first = next((lim for lim in task.limits if lim.metric == objs[0][0]), None)
+    if first is not None and lookup(section, first.key) is not None:
+        ax.axhline(lookup(section, first.key), color="tab:orange", lw=1, label="limit")
+    if objs[0][0] == "worst_limit_ratio":
+        ax.axhline(1.0, color="tab:orange", lw=1, label="limit (ratio 1)")
     ax.set_xlabel("deployed size (bytes, submitted format)")
-    ax.set_ylabel({"accuracy_pct": "test accuracy (%)", "worst_mae_ratio": "worst MAE / limit"}[objs[0][0]])
+    ax.set_ylabel(task.objective_label(objs[0][0]))
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")

@@ -30,6 +30,18 @@ class Context:
     log: Callable[[str], None] = print
     cache: dict = field(default_factory=dict)  # per-process memo (loaded data, features)
     epoch_hook: Callable[[int, dict], None] | None = None  # called after every training epoch (search: early stop)
+    use_cache: bool = True  # False: every on-disk cache (builds, features) is bypassed and rewritten
+    sealed_test: bool = False  # True while anything is being chosen (search trials): the test split is off limits
+
+    def open_split(self, split: str) -> None:
+        """Tasks call this before reading a split's labels: selection must never see the test split."""
+        if split == "test" and self.sealed_test:
+            raise SealedSplitError("the test split is sealed while recipes are being selected; "
+                                   "selection reads train and validation data only")
+
+
+class SealedSplitError(RuntimeError):
+    """Raised when code that selects (a search trial) tries to read the test split."""
 
 
 @dataclass
@@ -43,6 +55,9 @@ class Measurement:
     metrics: dict[str, float]  # checked values, keyed by Limit.metric
     rows: list[tuple[str, str]]  # extra (label, text) lines for the report, units included
     details: dict  # everything else for the JSON
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)  # 95 % interval per metric
+    interval_method: dict[str, str] = field(default_factory=dict)  # how each interval was computed
+    baselines: dict[str, dict[str, float]] = field(default_factory=dict)  # name -> metrics of a trivial predictor
 
 
 class Task(Protocol):
@@ -51,6 +66,7 @@ class Task(Protocol):
     recipes_dir: Path
     recipe_schema: dict
     limits: list[Limit]
+    build_keys: tuple[str, ...]  # keys of the constraint section that shape the build (others: limits, formats)
 
     def check_model(self, model: dict, where: str) -> dict: ...
 
@@ -58,11 +74,59 @@ class Task(Protocol):
 
     def build(self, ctx: Context, section: dict, recipe) -> Build: ...
 
-    def measure(self, ctx: Context, section: dict, recipe, tflite: bytes, latency: bool = True) -> Measurement: ...
+    def measure(self, ctx: Context, section: dict, recipe, tflite: bytes, split: str = "test",
+                latency: bool = True) -> Measurement:
+        """Measure the deployed bytes on `split` ("val" while selecting, "test" once to report)."""
 
     def sidecar(self, ctx: Context, section: dict, recipe) -> dict: ...
 
     def size_floor_bytes(self, ctx: Context, section: dict, recipe) -> int: ...
+
+
+class TaskBase:
+    """Defaults for the optional parts of Task: a task subclasses this and overrides what it needs."""
+
+    build_keys: tuple[str, ...] = ()
+
+    def check_recipe(self, data: dict, where: str) -> dict:
+        """Task-specific recipe checks after schema validation; returns the (normalised) data."""
+        return data
+
+    def data_note(self, fingerprint: dict) -> str:
+        """One line for the table on how the data was handled."""
+        return ""
+
+    def prepare(self, ctx: Context, section: dict, recipe) -> None:
+        """Fill on-disk caches (e.g. features) before builds start in worker processes."""
+
+    def objectives(self, section: dict) -> list[tuple[str, str]]:
+        """(name, direction) per search objective; default: the worst metric/limit ratio, then size."""
+        return [("worst_limit_ratio", "minimize"), ("size_bytes", "minimize")]
+
+    def objective_values(self, section: dict, metrics: dict) -> list[float]:
+        from harness.check import lookup, operator
+
+        vals = []
+        for name, _ in self.objectives(section):
+            if name == "worst_limit_ratio":
+                ratios = []
+                for lim in self.limits:
+                    limit = lookup(section, lim.key)
+                    if lim.metric == "size_bytes" or limit is None or lim.metric not in metrics:
+                        continue
+                    v = metrics[lim.metric]
+                    ratios.append(v / limit if operator(lim.key) == "<" else limit / max(v, 1e-12))
+                vals.append(max(ratios))
+            else:
+                vals.append(float(metrics[name]))
+        return vals
+
+    def objective_label(self, name: str) -> str:
+        return {"worst_limit_ratio": "worst metric / limit (validation)"}.get(name, name)
+
+    def hopeless(self, section: dict, epoch_logs: dict) -> str | None:
+        """A reason to stop a search trial early from one epoch's logs, or None."""
+        return None
 
 
 def bytes_per_weight(mode: str) -> float:
@@ -82,14 +146,43 @@ def size_floor(params: int, recipe) -> int:
     return int(params * bpw * keep * 0.5)
 
 
-def get(name: str) -> Task:
-    """Task registry (lazy, so forecasting runs never import the audio stack and vice versa)."""
-    if name == "forecast":
-        from tasks.forecast.task import TASK
-    elif name == "kws":
-        from tasks.kws.task import TASK
-    else:
-        from harness.errors import HarnessError
+_REGISTRY: dict[str, object] = {}
 
-        raise HarnessError(f"unknown task {name!r} (known: forecast, kws)")
-    return TASK
+
+def register(name: str, task_or_module: object) -> None:
+    """Add a task: an object implementing Task, or the dotted name of a module whose TASK is one (lazy)."""
+    _REGISTRY[name] = task_or_module
+
+
+def _discover() -> None:
+    """The project's own tasks are listed in the `tasks` package (TASKS: name -> module); the harness names none."""
+    if _REGISTRY.get("__discovered__"):
+        return
+    _REGISTRY["__discovered__"] = True
+    try:
+        import tasks
+    except ImportError:
+        return
+    for name, module in getattr(tasks, "TASKS", {}).items():
+        _REGISTRY.setdefault(name, module)
+
+
+def names() -> list[str]:
+    _discover()
+    return sorted(k for k in _REGISTRY if k != "__discovered__")
+
+
+def get(name: str) -> Task:
+    """The registered task (imported on first use, so one task's heavy imports never load for another)."""
+    import importlib
+
+    from harness.errors import HarnessError
+
+    _discover()
+    entry = _REGISTRY.get(name) if name != "__discovered__" else None
+    if entry is None:
+        raise HarnessError(f"unknown task {name!r} (known: {', '.join(names())})")
+    if isinstance(entry, str):
+        entry = importlib.import_module(entry).TASK
+        _REGISTRY[name] = entry
+    return entry

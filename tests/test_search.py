@@ -75,10 +75,16 @@ def test_choosing_the_model_resets_the_base_model_table():
 
 
 def test_constraint_values_are_feasible_only_below_zero():
-    rep = {"checks": [{"limit": 0.3, "measured": 0.2, "op": "<"}, {"limit": 90.0, "measured": 90.0, "op": ">"},
-                      {"limit": None, "measured": 1.0, "op": "<"}]}
+    checks = [{"limit": 0.3, "op": "<"}, {"limit": 90.0, "op": ">"}, {"limit": None, "op": "<"}]
+
+    def seed(*measured):
+        return {"checks": [dict(c, measured=m) for c, m in zip(checks, measured)]}
+
+    rep = {"checks": checks, "seeds": [seed(0.2, 91.0, 1.0), seed(0.25, 90.0, 1.0)]}
     vals = search.constraint_values(rep)
-    assert vals[0] < 0 and vals[1] > 0 and len(vals) == 2  # 90.0 is not > 90.0
+    assert vals[0] < 0 and vals[1] > 0 and len(vals) == 2  # the worst seed counts: 90.0 is not > 90.0
+    rep = {"checks": checks, "seeds": [seed(float("nan"), 95.0, 1.0)]}
+    assert search.constraint_values(rep)[0] > 0
 
 
 def test_search_runs_real_trials_resumes_and_its_best_recipe_reproduces(tmp_path, jena_2020, space):
@@ -101,14 +107,67 @@ def test_search_runs_real_trials_resumes_and_its_best_recipe_reproduces(tmp_path
     from harness import constraints
 
     out = run.run_task(ctx, constraints.load("ml4iot-2022", "a"), "forecast", recipe_path=best_file,
-                       out_dir=tmp_path / "again", use_cache=False)
+                       use_cache=False, seeds=2, split="val")
     import optuna
 
     study = optuna.load_study(study_name="ml4iot-2022-a-forecast",
                               storage=search.open_storage(str(folder / "search-a-forecast.journal")))
     trial = study.trials[res2["best"]["number"]]
-    assert out.report["artifact"]["sha256"] == trial.user_attrs["artifact_sha256"]
-    assert out.report["metrics"] == pytest.approx(trial.user_attrs["metrics"])
+    assert [s["tflite_sha256"] for s in out.report["seeds"]] == trial.user_attrs["tflite_sha256"]
+    assert search.mean_metrics(out.report) == pytest.approx(trial.user_attrs["metrics"])
+    assert "test split (read once, after the choice)" in (folder / "search-a-forecast.md").read_text()
+
+
+def test_the_search_never_reads_the_test_split(tmp_path, jena_slice, space, monkeypatch):
+    """Scrambling the test split's targets must not change which trial is chosen, nor any trial's figures."""
+    from tasks.forecast.task import TASK
+
+    def run_search(out, scramble):
+        ctx = Context(data_dir=tmp_path, jena_files=[jena_slice], log=lambda m: None)
+        opened = []
+        real_open = Context.open_split
+
+        def spy(self, split):
+            opened.append((split, self.sealed_test))
+            return real_open(self, split)
+
+        monkeypatch.setattr(Context, "open_split", spy)
+        if scramble:
+            real_windows = type(TASK).windows
+
+            def scrambled(self, ctx, section, recipe):
+                w = real_windows(self, ctx, section, recipe)
+                rng = np.random.default_rng(0)
+                w.y["test"] = rng.permutation(w.y["test"]) + 5.0
+                return w
+
+            monkeypatch.setattr(type(TASK), "windows", scrambled)
+        cfg = search.SearchConfig(suite="ml4iot-2022", version="a", task="forecast", trials=3, space=space, seed=3,
+                                  out_dir=out, extra_overrides=("train.batch_size=128",))
+        res = search.search(ctx, cfg)
+        monkeypatch.undo()
+        study = optuna.load_study(study_name="ml4iot-2022-a-forecast",
+                                  storage=search.open_storage(str(out / "ml4iot-2022" / "search-a-forecast.journal")))
+        return res, study, opened
+
+    import numpy as np
+    import optuna
+
+    res_a, study_a, opened = run_search(tmp_path / "a", scramble=False)
+    assert ("test", True) not in opened and ("val", True) in opened  # trials read validation only
+    res_b, study_b, _ = run_search(tmp_path / "b", scramble=True)
+    assert [t.params for t in study_a.trials] == [t.params for t in study_b.trials]
+    assert [t.values for t in study_a.trials] == [t.values for t in study_b.trials]
+    assert (res_a["best"] or {}).get("number") == (res_b["best"] or {}).get("number")
+
+
+def test_a_sealed_test_split_cannot_be_opened():
+    from harness.task import SealedSplitError
+
+    ctx = Context(data_dir=ROOT, log=lambda m: None, sealed_test=True)
+    ctx.open_split("val")
+    with pytest.raises(SealedSplitError):
+        ctx.open_split("test")
 
 
 def test_interrupted_trial_is_failed_and_queued_again(tmp_path):

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness import convert, datasets
+import numpy as np
+
+from harness import convert, datasets, stats
 from harness.config import Field, one_of
 from harness.errors import HarnessError
 from harness.measure.interpreter import Runner, weight_sparsity
 from harness.measure.latency import inference_ms
-from harness.task import Build, Context, Limit, Measurement, size_floor
+from harness.task import Build, Context, Limit, Measurement, TaskBase, size_floor
 from harness.train import fit
 from tasks.forecast import data as jena
 from tasks.forecast import models, windows
@@ -54,11 +56,12 @@ def _verify_official(path: Path) -> None:
         raise HarnessError(f"{jena.OFFICIAL_URL}: downloaded CSV has sha256 {digest}, expected {jena.OFFICIAL_CSV_SHA256}")
 
 
-class ForecastTask:
+class ForecastTask(TaskBase):
     name = "forecast"
     title = "T/RH forecasting (Jena climate)"
     recipes_dir = Path(__file__).parent / "recipes"
     recipe_schema = {"data": Field(dict, default={}, schema=DATA_SCHEMA)}
+    build_keys = ("input_steps", "output_steps")
     limits = [
         Limit("max_mae_t_degc", "mae_t_degc", "MAE(T), test split", "°C", "{:.4f}"),
         Limit("max_mae_rh_pct", "mae_rh_pct", "MAE(RH), test split", "%RH", "{:.4f}"),
@@ -138,35 +141,62 @@ class ForecastTask:
         return Build(tflite=tflite, info=info)
 
     # -- measure -------------------------------------------------------------------------------
-    def measure(self, ctx, section, recipe, tflite, latency=True) -> Measurement:
+    def target_days(self, ctx, section, recipe, split: str) -> np.ndarray:
+        """Calendar day of each window's first target row: the block of the bootstrap (windows of a day are correlated)."""
+        w = self.windows(ctx, section, recipe)
+        times = getattr(w, "times", None)
+        if times and split in times:
+            first = times[split]
+        else:
+            s = self.series(ctx, recipe)
+            a = w.bounds[split][0] + section["input_steps"]
+            first = s.times[a : a + len(w.x[split])]
+        return np.asarray(first, dtype="datetime64[D]")
+
+    def measure(self, ctx, section, recipe, tflite, split="test", latency=True) -> Measurement:
+        ctx.open_split(split)
         w = self.windows(ctx, section, recipe)
         K = section["output_steps"]
         runner = Runner(tflite)
         expected_in = (1, section["input_steps"], 2)
         if runner.input_shape != expected_in or runner.output_shape != (1, K, 2):
             raise HarnessError(f"model I/O is {runner.input_shape} -> {runner.output_shape}, expected {expected_in} -> (1, {K}, 2)")
-        pred = runner.predict(w.x["test"])
-        mae = windows.mae_per_feature(pred, w.y["test"])
-        pers = windows.mae_per_feature(windows.persistence(w.x["test"], K), w.y["test"])
+        x, y = w.x[split], w.y[split]
+        pred = runner.predict(x)
+        mae = windows.mae_per_feature(pred, y)
+        pers_pred = windows.persistence(x, K)
+        pers = windows.mae_per_feature(pers_pred, y)
         skill = 1 - mae / pers
+        days = self.target_days(ctx, section, recipe, split)
+        per_window = np.abs(pred.astype(np.float64) - y).mean(axis=1)
+        lo, hi = stats.block_bootstrap_mae(per_window, days)
+        p_lo, p_hi = stats.block_bootstrap_mae(np.abs(pers_pred.astype(np.float64) - y).mean(axis=1), days)
         sparsity = weight_sparsity(tflite)
-        lat = inference_ms(runner, w.x["test"][:1]) if latency else None
+        lat = inference_ms(runner, x[:1]) if latency else None
+        n_days = len(np.unique(days))
         rows = [
-            ("Persistence baseline (repeat last value)", f"MAE(T) {pers[0]:.4f} °C, MAE(RH) {pers[1]:.4f} %RH"),
             ("Skill vs persistence (1 − MAE/MAE_persistence)", f"T {skill[0]:+.1%}, RH {skill[1]:+.1%}"),
-            ("Test windows", f"{len(pred):,} (rows {w.bounds['test'][0]:,}–{w.bounds['test'][1] - 1:,})"),
+            (f"{split.capitalize()} windows", f"{len(pred):,} (rows {w.bounds[split][0]:,}–{w.bounds[split][1] - 1:,}), "
+             f"{n_days} days; 95 % intervals: block bootstrap over days, 2,000 resamples"),
             ("Weight sparsity in the file", f"{sparsity['all']:.1%}"),
         ]
         if lat:
             rows.append(("Inference latency (info, no limit)", f"median {lat['total_median_ms'] * 1e3:.1f} µs, min {lat['total_min_ms'] * 1e3:.1f} µs over {lat['n']} runs"))
+        method = "block bootstrap over days (2,000 resamples, percentile)"
         return Measurement(
             metrics={"mae_t_degc": float(mae[0]), "mae_rh_pct": float(mae[1])},
             rows=rows,
+            intervals={"mae_t_degc": (float(lo[0]), float(hi[0])), "mae_rh_pct": (float(lo[1]), float(hi[1]))},
+            interval_method={"mae_t_degc": method, "mae_rh_pct": method},
+            baselines={"Persistence (repeat the last value)": {"mae_t_degc": float(pers[0]), "mae_rh_pct": float(pers[1])}},
             details={
+                "split": split,
                 "output_steps": K,
                 "persistence_mae": {"t_degc": float(pers[0]), "rh_pct": float(pers[1])},
+                "persistence_interval": {"t_degc": [float(p_lo[0]), float(p_hi[0])], "rh_pct": [float(p_lo[1]), float(p_hi[1])]},
                 "skill": {"t": float(skill[0]), "rh": float(skill[1])},
-                "test_windows": int(len(pred)),
+                "windows": int(len(pred)),
+                "days": n_days,
                 "split_rows": {k: list(v) for k, v in w.bounds.items()},
                 "train_mean": [float(v) for v in w.mean],
                 "train_std": [float(v) for v in w.std],

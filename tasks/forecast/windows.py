@@ -37,6 +37,9 @@ class Windows:
     bounds: dict[str, tuple[int, int]]
     mean: np.ndarray  # train-split mean per feature (°C, %RH)
     std: np.ndarray  # train-split std per feature
+    # time of each window's first target row, per split (profiles.split fills it; build leaves None,
+    # so existing callers are unchanged)
+    times: dict[str, np.ndarray] | None = None
 
 
 def build(values: np.ndarray, input_steps: int, output_steps: int) -> Windows:

@@ -119,15 +119,24 @@ class Corpus:
         return decode_clip(self.raw(label, stem), self.clip_path(label, stem))
 
     def fingerprint(self, items: Iterable[Item] | None = None) -> str:
-        """sha256 over the corpus kind and the sorted (relative path, size in bytes) of `items`."""
+        """sha256 over the corpus kind and the sorted (relative path, sha256 of the file's bytes) of `items`.
+
+        Content, not size: a clip overwritten with other bytes of the same length must change every key
+        derived from it (feature cache, build cache)."""
         if items is not None:
             self.check(items)  # before sorting: a SplitList still knows each entry's file and line
         chosen = self.items() if items is None else sorted({tuple(i) for i in items})
         digest = hashlib.sha256(self.kind.encode())
         for item in chosen:
             member = self._members[item]
-            digest.update(f"\n{member.relpath}\t{self._size(member)}".encode())
+            digest.update(f"\n{member.relpath}\t{self._content_sha256(item)}".encode())
         return digest.hexdigest()
+
+    def _content_sha256(self, item: Item) -> str:
+        memo = self.__dict__.setdefault("_sha_memo", {})  # per process: the files are read once
+        if item not in memo:
+            memo[item] = hashlib.sha256(self.raw(*item)).hexdigest()
+        return memo[item]
 
     def check(self, items: Sequence[Item]) -> None:
         """Raise if an item is not in the corpus, naming its split-list file and line when known."""

@@ -27,7 +27,7 @@ from harness.atomic import write_bytes
 from harness.datasets import cache_dir
 from harness.errors import HarnessError
 
-FEATURES_VERSION = 1  # bump when the feature numerics change: invalidates every feature cache
+FEATURES_VERSION = 2  # bump when the feature numerics change: invalidates every feature cache
 SOURCE_RATE_HZ = 16000  # rate of the corpus clips
 LATENCY_SOURCE_RATE_HZ = 48000  # rate of the 2020/21-2021/22 latency protocol input
 LOG_OFFSET = 1e-6
@@ -416,7 +416,7 @@ def features_cache_key(args: PreprocessingArgs, corpus_fingerprint: str, items: 
 
 
 def cached_features(corpus, items: Sequence[tuple[str, str]], labels: Sequence[str], args: PreprocessingArgs,
-                    split_name: str) -> tuple[np.ndarray, np.ndarray]:
+                    split_name: str, use_cache: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """(X float32 [N, frames, C, 1], y int32 [N]) for `items`, cached under <cache>/kws_features/.
 
     Clips are decoded and featurised in chunks, so the raw audio of a whole split is never held.
@@ -427,7 +427,7 @@ def cached_features(corpus, items: Sequence[tuple[str, str]], labels: Sequence[s
     key = features_cache_key(args, corpus.fingerprint(items), items, labels)
     path = cache_dir() / "kws_features" / f"{split_name}-{key}.npz"
     shape = (len(items), *args.feature_shape, 1)
-    cached = _load_cached(path, shape, y)
+    cached = _load_cached(path, shape, y) if use_cache else None
     if cached is not None:
         return cached, y
     extractor = NumpyFeatures(args)
@@ -443,7 +443,7 @@ def cached_features(corpus, items: Sequence[tuple[str, str]], labels: Sequence[s
     if filled:
         X[done:done + filled] = extractor.batch(buffer[:filled])
     blob = io.BytesIO()
-    np.savez(blob, X=X, y=y)
+    np.savez(blob, X=X, y=y, sha256=np.array(hashlib.sha256(X.tobytes()).hexdigest()))
     write_bytes(path, blob.getvalue())
     return X, y
 
@@ -454,9 +454,12 @@ def _load_cached(path, shape: tuple[int, ...], y: np.ndarray) -> np.ndarray | No
         return None
     try:
         with np.load(path) as data:
-            X, y_cached = data["X"], data["y"]
+            X, y_cached, digest = data["X"], data["y"], str(data["sha256"])
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        print(f"  feature cache {path} is unreadable; recomputing", flush=True)
         return None
-    if X.shape != shape or X.dtype != np.float32 or not np.array_equal(y_cached, y):
+    if (X.shape != shape or X.dtype != np.float32 or not np.array_equal(y_cached, y)
+            or hashlib.sha256(X.tobytes()).hexdigest() != digest):
+        print(f"  feature cache {path} does not match its record; recomputing", flush=True)
         return None
     return X

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import numpy as np
 
-from harness import convert
+from harness import convert, stats
 from harness.config import Field, in_range
 from harness.errors import HarnessError
 from harness.measure import latency as lat
 from harness.measure.interpreter import Runner, weight_sparsity
-from harness.task import Build, Context, Limit, Measurement, size_floor
+from harness.task import Build, Context, Limit, Measurement, TaskBase, size_floor
 from harness.train import fit
 from tasks.kws import data as msc
 from tasks.kws import features as feat
@@ -58,7 +58,7 @@ def augment_fn(cfg: dict):
     return apply
 
 
-class KwsTask:
+class KwsTask(TaskBase):
     name = "kws"
     title = "Keyword spotting (mini Speech Commands)"
     recipes_dir = Path(__file__).parent / "recipes"
@@ -66,6 +66,7 @@ class KwsTask:
         "features": Field(dict),
         "augment": Field(dict, default={}, schema=AUGMENT_SCHEMA),
     }
+    build_keys = ("labels", "split")
     limits = [
         Limit("min_accuracy_pct", "accuracy_pct", "Accuracy, test split", "%", "{:.2f}"),
         Limit("max_size_bytes", "size_bytes", "Size of the submitted file", "B", "{:,.0f}"),
@@ -74,6 +75,21 @@ class KwsTask:
 
     def check_model(self, model, where):
         return models.check(model, where)
+
+    def objectives(self, section):
+        out = [("accuracy_pct", "maximize"), ("size_bytes", "minimize")]
+        if section.get("latency"):
+            out.append(("latency_ms", "minimize"))
+        return out
+
+    def objective_label(self, name):
+        return {"accuracy_pct": "validation accuracy (%)", "latency_ms": "latency (ms, this host)"}.get(name, name)
+
+    def hopeless(self, section, epoch_logs):
+        acc = next((v for k, v in epoch_logs.items() if k.startswith("val_") and "accuracy" in k), None)
+        if acc is not None and section.get("min_accuracy_pct") and 100 * acc < section["min_accuracy_pct"] - 10:
+            return f"val accuracy {100 * acc:.1f} % far below the limit"
+        return None
 
     def check_recipe(self, data: dict, where: str) -> dict:
         data["features"] = feat.PreprocessingArgs.from_dict(data["features"], where=f"{where}: [features]").to_dict()
@@ -103,12 +119,18 @@ class KwsTask:
             ctx.cache[key] = (s, source)
         return ctx.cache[key]
 
+    def prepare(self, ctx, section, recipe) -> None:
+        for split in ("train", "val"):
+            self.features(ctx, section, recipe, split)
+
     def features(self, ctx, section, recipe, split: str):
+        ctx.open_split(split)
         args = feat.PreprocessingArgs.from_dict(recipe["features"])
         key = ("features", split, tuple(section["labels"]), section["split"], tuple(sorted(args.to_dict().items())))
         if key not in ctx.cache:
             s, _ = self.splits(ctx, section)
-            ctx.cache[key] = feat.cached_features(self.corpus(ctx), s[split], section["labels"], args, split)
+            ctx.cache[key] = feat.cached_features(self.corpus(ctx), s[split], section["labels"], args, split,
+                                                 use_cache=ctx.use_cache)
         return ctx.cache[key]
 
     def data_fingerprint(self, ctx, section, recipe) -> dict:
@@ -162,33 +184,43 @@ class KwsTask:
         return Build(tflite=tflite, info=info)
 
     # -- measure -------------------------------------------------------------------------------
-    def measure(self, ctx, section, recipe, tflite, latency=True) -> Measurement:
+    def measure(self, ctx, section, recipe, tflite, split="test", latency=True) -> Measurement:
+        ctx.open_split(split)
         args = feat.PreprocessingArgs.from_dict(recipe["features"])
-        x_te, y_te = self.features(ctx, section, recipe, "test")
+        x_te, y_te = self.features(ctx, section, recipe, split)
         runner = Runner(tflite)
         expected = (1, *args.feature_shape, 1)
         if runner.input_shape != expected:
             raise HarnessError(f"model input is {runner.input_shape}, but {args.describe()} gives {expected}")
         pred = runner.predict(x_te).argmax(-1)
         correct = int((pred == y_te).sum())
-        acc = 100.0 * correct / len(y_te)
+        n = len(y_te)
+        acc = 100.0 * correct / n
+        lo, hi = stats.wilson(correct, n)
         s, _ = self.splits(ctx, section)
-        course_acc = self.course_pipeline_accuracy(ctx, section, args, runner, s["test"], y_te)
         sparsity = weight_sparsity(tflite)
         metrics = {"accuracy_pct": acc}
         rows = [
-            ("Correct test clips", f"{correct} / {len(y_te)}"),
-            ("Accuracy with the course's own tf.signal preprocessing (what a grader runs)",
-             f"{course_acc['accuracy_pct']:.2f} % ({course_acc['correct']} / {len(y_te)})"),
+            (f"Correct {split} clips", f"{correct} / {n}"),
             ("Features", args.describe()),
             ("Weight sparsity in the file", ", ".join(f"{k} {v:.1%}" for k, v in sparsity.items())),
         ]
-        details = {"correct": correct, "test_clips": int(len(y_te)), "course_pipeline": course_acc,
+        details = {"split": split, "correct": correct, "clips": int(n), "predictions": pred.astype(int).tolist(),
                    "weight_sparsity": sparsity, "runtime": runner.runtime, "labels": section["labels"],
                    "preprocessing_args": args.to_dict()}
+        majority = 100.0 * np.bincount(y_te, minlength=len(section["labels"])).max() / n
+        m = Measurement(metrics=metrics, rows=rows, details=details,
+                        intervals={"accuracy_pct": (100 * lo, 100 * hi)},
+                        interval_method={"accuracy_pct": f"Wilson score, {correct}/{n} clips"},
+                        baselines={"Majority class (always the most frequent keyword)": {"accuracy_pct": majority}})
+        if split == "test":  # the grader's path is a report figure, never a selection signal
+            course_acc = self.course_pipeline_accuracy(ctx, section, args, runner, s["test"], y_te)
+            details["course_pipeline"] = course_acc
+            rows.insert(1, ("Accuracy with the course's own tf.signal preprocessing (what a grader runs)",
+                            f"{course_acc['accuracy_pct']:.2f} % ({course_acc['correct']} / {n})"))
         proto = section.get("latency")
         if latency and proto:
-            res = self.latency(ctx, section, args, runner, proto, s["test"])
+            res = self.latency(ctx, section, args, runner, proto, s[split])
             metrics["latency_ms"] = res["metric_ms"]
             details["latency"] = res
             rows.append(("Latency protocol", res["protocol_text"]))
@@ -198,7 +230,7 @@ class KwsTask:
             rows.append(("Course-style eager tf.signal pipeline, same model, same run",
                          f"total median {res['eager_tf_signal_total_median_ms']:.3f} ms "
                          f"(×{res['eager_tf_signal_total_median_ms'] / max(res['total_median_ms'], 1e-9):.0f} our pipeline)"))
-        return Measurement(metrics=metrics, rows=rows, details=details)
+        return m
 
     def course_pipeline_accuracy(self, ctx, section, args, runner, items, y) -> dict:
         """Accuracy of the deployed file when features come from the course's tf.signal code."""

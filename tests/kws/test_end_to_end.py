@@ -66,16 +66,26 @@ OVERRIDES = ["train.epochs=1", "train.batch_size=8", "model.width=0.25", "model.
              "quantize.calibration_samples=8", "package.format=\"zip\""]
 
 
-def test_tiny_run_produces_a_real_artifact_and_table(tiny_data):
+@pytest.fixture(scope="module")
+def tiny_run(tiny_data):
+    """One tiny real run whose artifact and report the tests below share (each test can run alone)."""
     cons = constraints.load_file(tiny_data / "constraints" / "tiny" / "version-a.toml")
     ctx = Context(data_dir=tiny_data / "data", log=lambda m: None)
-    out = run.run_task(ctx, cons, "kws", recipe_path=run.ROOT / "tasks/kws/recipes/ml4iot-2023-a.toml",
-                       overrides=OVERRIDES, out_dir=tiny_data / "results", use_cache=False)
-    rep = out.report
     folder = tiny_data / "results" / "tiny" / "version-a" / "kws"
+    out = run.run_task(ctx, cons, "kws", recipe_path=run.ROOT / "tasks/kws/recipes/ml4iot-2023-a.toml",
+                       overrides=OVERRIDES, artifact_dir=folder, use_cache=False)
+    return out, folder
+
+
+def test_tiny_run_produces_a_real_artifact_and_table(tiny_run):
+    out, folder = tiny_run
+    rep = out.report
     blob = (folder / "model.tflite.zip").read_bytes()
     assert rep["metrics"]["size_bytes"] == len(blob)
-    assert rep["details"]["test_clips"] == 12 and 0 <= rep["metrics"]["accuracy_pct"] <= 100
+    assert rep["details"]["clips"] == 12 and 0 <= rep["metrics"]["accuracy_pct"] <= 100
+    acc = next(c for c in rep["checks"] if c["metric"] == "accuracy_pct")
+    lo, hi = acc["interval"]
+    assert lo <= rep["metrics"]["accuracy_pct"] <= hi and acc["interval_method"].startswith("Wilson")
     # the grader's path (course tf.signal features) scores the same file close to ours
     assert abs(rep["details"]["course_pipeline"]["correct"] - rep["details"]["correct"]) <= 1
     lat = rep["details"]["latency"]
@@ -85,6 +95,7 @@ def test_tiny_run_produces_a_real_artifact_and_table(tiny_data):
     args = feat.PreprocessingArgs.from_dict(side["PREPROCESSING_ARGS"])
     assert side["input"]["shape"] == [1, *args.feature_shape, 1]
     assert [c["label"].split(",")[0] for c in rep["checks"]] == ["Accuracy", "Size of the submitted file", "Latency (course protocol"]
+    assert rep["baselines"][0]["name"].startswith("Majority class")
 
 
 def test_resampled_features_score_the_course_path_too(tiny_data, tmp_path):
@@ -92,37 +103,45 @@ def test_resampled_features_score_the_course_path_too(tiny_data, tmp_path):
     cons = constraints.load_file(tiny_data / "constraints" / "tiny" / "version-a.toml")
     ctx = Context(data_dir=tiny_data / "data", log=lambda m: None)
     out = run.run_task(ctx, cons, "kws", recipe_path=run.ROOT / "tasks/kws/recipes/ml4iot-2023-a.toml",
-                       overrides=OVERRIDES + ["features.sampling_rate=8000", "features.num_mel_bins=16"],
-                       out_dir=tmp_path, use_cache=False)
+                       overrides=OVERRIDES + ["features.sampling_rate=8000", "features.num_mel_bins=16"], use_cache=False)
     d = out.report["details"]
     assert d["preprocessing_args"]["sampling_rate"] == 8000
     assert abs(d["course_pipeline"]["correct"] - d["correct"]) <= 1
 
 
-def test_third_party_check_with_plain_numpy_and_litert(tiny_data):
-    """What a grader can do with only the artifact + sidecar: course features, LiteRT, argmax."""
-    import zipfile
+def test_third_party_check_with_plain_numpy_and_litert(tiny_run, tiny_data):
+    """What a grader can do with only the artifact + sidecar: the course's tf.signal features, LiteRT, argmax.
+    Its per-clip predictions must match the harness's (at most one clip apart, the documented feature tolerance)."""
     import io
+    import zipfile
+
     from ai_edge_litert.interpreter import Interpreter
 
-    folder = tiny_data / "results" / "tiny" / "version-a" / "kws"
-    if not folder.exists():
-        pytest.skip("needs the tiny run")
+    out, folder = tiny_run
     side = json.loads((folder / "sidecar.json").read_text())
     with zipfile.ZipFile(io.BytesIO((folder / "model.tflite.zip").read_bytes())) as zf:
         model = zf.read(zf.namelist()[0])
     it = Interpreter(model_content=model, num_threads=1)
     it.allocate_tensors()
     args = feat.PreprocessingArgs.from_dict(side["PREPROCESSING_ARGS"])
-    x, _ = sf.read(tiny_data / "data" / "mini_speech_commands" / "go" / next(
-        p.name for p in sorted((tiny_data / "data" / "mini_speech_commands" / "go").iterdir())), dtype="int16")
-    audio = np.zeros(16000, np.float32)
-    audio[: len(x)] = x / 32768.0
-    f = feat.tf_reference_features(audio, args)[None, :, :, None].astype(np.float32)
-    it.set_tensor(it.get_input_details()[0]["index"], f)
-    it.invoke()
-    probs = it.get_tensor(it.get_output_details()[0]["index"])[0]
-    assert probs.shape == (2,) and abs(float(probs.sum()) - 1) < 1e-3
+    lines = (tiny_data / "data" / "ml4iot_kws_splits" / "kws_test_split.txt").read_text().split()
+    ours = []
+    for line in lines:
+        label = line.split("/")[-2]
+        if label not in side["LABELS"]:
+            continue
+        x, _ = sf.read(tiny_data / line, dtype="int16")
+        audio = np.zeros(16000, np.float32)
+        audio[: len(x)] = x / 32768.0
+        f = feat.tf_reference_features(audio, args)[None, :, :, None].astype(np.float32)
+        it.set_tensor(it.get_input_details()[0]["index"], f)
+        it.invoke()
+        probs = it.get_tensor(it.get_output_details()[0]["index"])[0]
+        assert probs.shape == (2,) and abs(float(probs.sum()) - 1) < 1e-3
+        ours.append(int(probs.argmax()))
+    theirs = out.report["details"]["predictions"]
+    assert len(ours) == len(theirs) == 12
+    assert sum(a != b for a, b in zip(ours, theirs)) <= 1
 
 
 def test_training_and_deployed_features_agree(tiny_data):

@@ -1,0 +1,109 @@
+"""The checking code on its own: strict limits, non-finite figures, intervals, seed spread, size floor, build keys."""
+import math
+
+import numpy as np
+import pytest
+
+from harness import check, constraints, recipes, run, stats
+from harness.task import Limit, get, size_floor
+
+LIMITS = [Limit("max_err", "err", "Error, test split", "u"), Limit("min_acc", "acc", "Accuracy", "%"),
+          Limit("latency.max_ms", "lat", "Latency (protocol, host)", "ms")]
+
+
+def _rows(err=None, acc=None, lat=None, section=None):
+    section = section or {"max_err": 1.0, "min_acc": 90.0, "latency": {"max_ms": 5.0}}
+    metrics = {k: v for k, v in (("err", err), ("acc", acc), ("lat", lat)) if v is not None}
+    return check.evaluate(LIMITS, section, metrics)
+
+
+def test_a_value_equal_to_a_strict_limit_fails():
+    rows = _rows(err=1.0, acc=90.0, lat=5.0)
+    assert [r.passed for r in rows] == [False, False, False]
+    assert not check.verdict(rows)
+
+
+def test_values_inside_the_limits_pass_and_outside_fail():
+    assert check.verdict(_rows(err=0.999, acc=90.01, lat=4.99))
+    assert [r.passed for r in _rows(err=1.001, acc=89.99, lat=5.01)] == [False, False, False]
+    assert [r.op for r in _rows(err=0.5, acc=95.0, lat=1.0)] == ["<", ">", "<"]
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_non_finite_measurements_fail(bad):
+    for kw in ({"err": bad, "acc": 95.0, "lat": 1.0}, {"err": 0.5, "acc": bad, "lat": 1.0}):
+        rows = _rows(**kw)
+        assert not check.verdict(rows)
+        assert any("not a finite number" in r.measured_text() for r in rows)
+
+
+def test_a_missing_measurement_fails_and_an_unlimited_one_is_information():
+    rows = _rows(err=0.5, acc=95.0)  # latency has a limit but was not measured
+    assert not check.verdict(rows) and rows[2].measured_text() == "not measured"
+    rows = _rows(err=0.5, acc=95.0, lat=100.0, section={"max_err": 1.0, "min_acc": 90.0})
+    assert rows[2].passed is None and rows[2].result_text() == "info" and check.verdict(rows)
+
+
+def test_labels_with_commas_are_kept_whole_in_short_form():
+    from harness.report import short_label
+
+    assert short_label("Latency (course protocol, this host)") == "Latency (course protocol, this host)"
+    assert short_label("MAE(T), test split") == "MAE(T)"
+
+
+def test_wilson_interval_known_values():
+    lo, hi = stats.wilson(8, 10)
+    assert lo == pytest.approx(0.4902, abs=1e-4) and hi == pytest.approx(0.9433, abs=1e-4)
+    lo, hi = stats.wilson(0, 10)
+    assert lo == 0.0 and hi == pytest.approx(0.2775, abs=1e-4)
+    lo, hi = stats.wilson(181, 181)
+    assert hi == 1.0 and lo == pytest.approx(0.9792, abs=1e-4)  # a perfect score still cannot prove > 99.4 %
+    with pytest.raises(ValueError):
+        stats.wilson(3, 2)
+
+
+def test_marginal_when_the_interval_reaches_the_limit():
+    assert check.crosses(">", 99.4, (97.9, 100.0))
+    assert not check.crosses(">", 90.0, (93.0, 96.0))
+    assert check.crosses("<", 0.3, (0.2, 0.31)) and not check.crosses("<", 0.3, (0.2, 0.29))
+
+
+def test_block_bootstrap_resamples_days_not_windows():
+    # two days, every window of a day has the same error: only whole-day draws move the MAE
+    err = np.concatenate([np.zeros((100, 1)), np.ones((100, 1))])
+    days = np.repeat([0, 1], 100)
+    lo, hi = stats.block_bootstrap_mae(err, days, resamples=4000, seed=1)
+    assert lo[0] == 0.0 and hi[0] == 1.0
+    # constant errors: the interval collapses to the value
+    lo, hi = stats.block_bootstrap_mae(np.full((50, 2), 0.25), np.arange(50) // 5)
+    np.testing.assert_allclose([lo, hi], 0.25)
+
+
+def test_seed_spread_uses_the_sample_sd():
+    s = stats.spread([1.0, 2.0, 3.0])
+    assert s == {"n": 3, "mean": 2.0, "sd": 1.0, "min": 1.0, "max": 3.0}
+    assert stats.spread([5.0])["sd"] is None
+
+
+def test_size_floor():
+    task = get("forecast")
+    path = recipes.default_path(task, "ml4iot-2022", "a")
+    r = recipes.load(path, task, ['quantize.mode="int8"', 'package.format="tflite"'])
+    assert size_floor(1000, r) == 1000
+    r = recipes.load(path, task, ['quantize.mode="none"', 'package.format="zlib"', "prune.final_sparsity=0.5"])
+    assert size_floor(1000, r) == 1000 * 4 * 0.5 * 0.5
+
+
+def test_build_key_changes_with_what_shapes_the_model_only():
+    task = get("forecast")
+    cons = constraints.load("ml4iot-2022", "a")
+    section = cons.task("forecast")
+    r = recipes.load(recipes.default_path(task, "ml4iot-2022", "a"), task)
+    fp = {"files": ["x"]}
+    key = run.build_key(task, section, r, fp)
+    assert key == run.build_key(task, section, r, fp)
+    assert key == run.build_key(task, dict(section, max_mae_t_degc=0.1, size_formats=["zlib"]), r, fp)
+    assert key == run.build_key(task, section, recipes.load(r.path, task, ['package.format="tflite"']), fp)
+    assert key != run.build_key(task, section, run.with_seed(r, 7), fp)
+    assert key != run.build_key(task, dict(section, output_steps=9), r, fp)
+    assert key != run.build_key(task, section, r, {"files": ["y"]})
