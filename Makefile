@@ -1,7 +1,8 @@
 # One command per result. The first use creates .venv and installs the pinned requirements.
 #   make version-a                 # default suite (ml4iot-2022), version a, every task
 #   make all-versions SUITE=ml4iot-2023
-#   make all-suites                # every suite, every version
+#   make all-suites                # every suite, every version (SEEDS=5 JOBS=2: five seeds, two builds at a time)
+#   make reference                 # the committed tables: every suite, 5 seeds, into results/reference/
 #   make test                      # the test suite (CI runs exactly this)
 #   make bench                     # latency + quality benchmarks (prints figures)
 #   make search VERSION=c TRIALS=30  # constraint-driven recipe search (Optuna)
@@ -11,9 +12,11 @@ PYTHON   ?= python3
 VENV     ?= .venv
 PY       := $(VENV)/bin/python
 STAMP    := $(VENV)/.installed
-RUN_ARGS := $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(JENA),--jena $(JENA)) $(ARGS)
+SEEDS    ?= 1
+JOBS     ?= 1
+RUN_ARGS := $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(JENA),--jena $(JENA)) --seeds $(SEEDS) --jobs $(JOBS) $(ARGS)
 
-.PHONY: venv version-% all-versions all-suites test bench search seeds list clean-cache
+.PHONY: venv version-% all-versions all-suites reference test bench search seeds list clean-cache
 
 venv: $(STAMP)
 $(STAMP): requirements.txt
@@ -30,6 +33,11 @@ all-versions: $(STAMP)
 
 all-suites: $(STAMP)
 	$(PY) -m harness run --suite all $(RUN_ARGS)
+
+# The committed reference tables: every suite, 5 seeds, written to results/reference/ (run it from a clean commit).
+reference: $(STAMP)
+	$(PY) -m harness run --suite $(if $(filter command line,$(origin SUITE)),$(SUITE),all) --out results/reference \
+	  --seeds 5 --jobs 2 $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(JENA),--jena $(JENA)) $(ARGS)
 
 list: $(STAMP)
 	$(PY) -m harness list

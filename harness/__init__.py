@@ -12,5 +12,13 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # oneDNN stays on (default): turning it off changes numerics and doubles epoch time.
+# The same recipe gave other bytes on another x86-64 host: oneDNN (training) and OpenBLAS (numpy feature matmuls)
+# pick kernels by the CPU's SIMD features at run time. Pinning both to the AVX2 level makes every AVX2 host run
+# the same kernels (measured: the AVX-512/AMX default and the AVX2 pin give different bytes on one host).
+import platform as _platform
+
+if _platform.machine() in ("x86_64", "AMD64"):
+    os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX2")
+    os.environ.setdefault("OPENBLAS_CORETYPE", "Haswell")
 
 __version__ = "0.1.0"
