@@ -14,7 +14,7 @@ PY       := $(VENV)/bin/python
 STAMP    := $(VENV)/.installed
 SEEDS    ?= 1
 JOBS     ?= 1
-RUN_ARGS := $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(JENA),--jena $(JENA)) --seeds $(SEEDS) --jobs $(JOBS) $(ARGS)
+RUN_ARGS := $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(JENA),--jena $(JENA)) $(if $(PROFILE),--profile $(PROFILE)) --seeds $(SEEDS) --jobs $(JOBS) $(ARGS)
 
 .PHONY: venv version-% all-versions all-suites reference test bench search seeds list clean-cache
 

@@ -27,8 +27,28 @@ def _context(args):
     from harness import datasets
     from harness.task import Context
 
+    from harness import task as tasks
+
+    options = {}
+    for name in tasks.names():
+        for flag, kw in tasks.get(name).cli_options:
+            dest = kw.get("dest") or flag.lstrip("-").replace("-", "_")
+            if getattr(args, dest, None) is not None:
+                options[dest] = getattr(args, dest)
     return Context(data_dir=datasets.resolve_data_dir(args.data_dir), jena_files=args.jena, log=_log,
-                   use_cache=not getattr(args, "no_cache", False))
+                   use_cache=not getattr(args, "no_cache", False), options=options)
+
+
+def _task_options(p: argparse.ArgumentParser) -> None:
+    """Each registered task's own command-line options (the harness knows none of them by name)."""
+    from harness import task as tasks
+
+    seen = set()
+    for name in tasks.names():
+        for flag, kw in tasks.get(name).cli_options:
+            if flag not in seen:
+                seen.add(flag)
+                p.add_argument(flag, **kw)
 
 
 def cmd_run(args) -> int:
@@ -108,6 +128,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "results"), help="results folder")
     r.add_argument("--no-cache", action="store_true", help="bypass every cache (builds and features)")
     r.add_argument("--strict", action="store_true", help="exit 1 when a version fails its constraints")
+    _task_options(r)
     r.set_defaults(fn=cmd_run)
     s = sub.add_parser("search", help="search recipes against one constraint file (Optuna, multi-objective)")
     s.add_argument("--suite", default="ml4iot-2022")
@@ -122,6 +143,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--set", action="append", metavar="KEY=VALUE", help="fixed override applied to every trial")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--sampler", choices=["tpe", "nsga2"], default="tpe")
+    _task_options(s)
     s.add_argument("--data-dir")
     s.add_argument("--jena", nargs="+", metavar="FILE")
     s.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "results"))
@@ -146,6 +168,10 @@ def main(argv: list[str] | None = None) -> int:
         return args.fn(args)
     except HarnessError as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
+        return 2
+    except OSError as e:  # a file-system or network failure the code did not foresee: still one line
+        where = e.filename or "I/O"
+        print(f"error: {where}: {e.strerror or e}", file=sys.stderr, flush=True)
         return 2
     except KeyboardInterrupt:
         print("interrupted: finished files are kept, nothing half-written", file=sys.stderr)

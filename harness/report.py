@@ -141,6 +141,8 @@ def version_markdown(rep: dict) -> str:
                          + ", ".join(f"{k} `{v[:16]}…`" for k, v in data["fingerprint"].items()) + ".")
         if task.get("data_note"):
             lines.append(f"- Data handling: {task['data_note']}.")
+        for title, body in task.get("sections", []):
+            lines += ["", f"### {title}", "", body, ""]
         built = task["build"].get("built_on") or {}
         if built:
             lines.append(f"- Built on: {built.get('cpu')} ({', '.join(built.get('cpu_flags', []))}).")

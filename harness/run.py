@@ -284,7 +284,8 @@ def run_task(ctx: Context, cons, task_name: str, recipe_path: Path | None = None
     sidecar.update({"artifact": art_name, "format": fmt, "sha256": per_seed[0]["artifact_sha256"],
                     "tflite_sha256": per_seed[0]["tflite_sha256"], "recipe": recipe.data, "constraints": cons.rel_path})
     files = {art_name: shipped_blob,
-             "sidecar.json": (json.dumps(sidecar, indent=2, sort_keys=True, default=str) + "\n").encode()}
+             "sidecar.json": (json.dumps(sidecar, indent=2, sort_keys=True, default=str) + "\n").encode(),
+             **shipped_m.files}
     if artifact_dir is not None:
         for name, blob in files.items():
             atomic.write_bytes(Path(artifact_dir) / name, blob)
@@ -302,6 +303,8 @@ def run_task(ctx: Context, cons, task_name: str, recipe_path: Path | None = None
         "baselines": baseline_report(task, section, shipped_m.baselines),
         "metrics": per_seed[0]["metrics"],
         "rows": shipped_m.rows,
+        "sections": [list(x) for x in shipped_m.sections],
+        "files": sorted(f"{task_name}/{k}" for k in shipped_m.files),
         "details": shipped_m.details,
         "artifact": art,
         "recipe_path": rel(path),
@@ -375,9 +378,16 @@ def run_version(ctx: Context, suite: str, version: str, tasks: list[str] | None 
         }
         report.write_version(staging, rep)
         publish.commit(staging, final)
-    except BaseException:
+    except OSError as e:
         publish.discard(staging)  # the previous set stays as it was
+        raise HarnessError(f"{e.filename or staging}: cannot write the results ({e.strerror or e}); "
+                           f"the previous results in {final} are unchanged") from None
+    except BaseException:
+        publish.discard(staging)
         raise
-    report.write_summaries(Path(out_dir), suite)
+    try:
+        report.write_summaries(Path(out_dir), suite)
+    except OSError as e:
+        raise HarnessError(f"{e.filename or out_dir}: cannot write the summaries ({e.strerror or e})") from None
     ctx.log(f"   -> {rel(final / 'report.md')}")
     return rep

@@ -149,14 +149,59 @@ def open_storage(spec: str):
         if spec.startswith(("postgresql://", "postgres://")):
             spec = "postgresql+psycopg2://" + spec.split("://", 1)[1]  # the pinned driver (SQLAlchemy may default to psycopg 3)
         # Heartbeats let other workers see a dead worker's trial as failed and retry it.
-        return _retry(lambda: optuna.storages.RDBStorage(
-            spec, heartbeat_interval=30, grace_period=120,
-            failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=1),
-        ))
+        try:
+            return _retry(lambda: optuna.storages.RDBStorage(
+                spec, heartbeat_interval=30, grace_period=120,
+                failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=1),
+            ))
+        except Exception as e:
+            if type(e).__module__.split(".")[0] not in ("sqlalchemy", "psycopg2", "optuna"):
+                raise
+            first = next((line for line in str(e).splitlines() if line.strip()), type(e).__name__)
+            raise HarnessError(f"{mask_url(spec)}: cannot open the study database ({first.strip()[:200]})") from None
     from optuna.storages.journal import JournalFileBackend
 
-    Path(spec).parent.mkdir(parents=True, exist_ok=True)
-    return optuna.storages.JournalStorage(JournalFileBackend(spec))
+    try:
+        Path(spec).parent.mkdir(parents=True, exist_ok=True)
+        repair_journal(Path(spec))
+        return optuna.storages.JournalStorage(JournalFileBackend(spec))
+    except OSError as e:
+        raise HarnessError(f"{spec}: cannot open the search journal ({e.strerror or e})") from None
+
+
+def repair_journal(path: Path, log=print) -> int:
+    """Cut a torn last record (a write killed half way) off the journal, keeping it aside; returns bytes set aside.
+
+    Optuna appends records one JSON line at a time: a torn line would be glued to the next record and
+    make every later resume fail, so it is moved to `<journal>.torn` before the study is opened."""
+    import json
+
+    if not path.is_file():
+        return 0
+    data = path.read_bytes()
+    keep = len(data)
+    if not data.endswith(b"\n"):
+        keep = data.rfind(b"\n") + 1
+    else:
+        last = data[data.rfind(b"\n", 0, len(data) - 1) + 1:]
+        try:
+            json.loads(last)
+        except ValueError:
+            keep = data.rfind(b"\n", 0, len(data) - 1) + 1
+    if keep == len(data):
+        return 0
+    atomic.write_bytes(path.with_name(path.name + ".torn"), data[keep:])
+    with open(path, "r+b") as f:
+        f.truncate(keep)
+    log(f"  {path}: the last record was cut off (a killed write); set aside in {path.name}.torn, resuming without it")
+    return len(data) - keep
+
+
+def mask_url(url: str) -> str:
+    """A database URL fit for a message: the password replaced by ***."""
+    import re
+
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
 
 
 def _retry(make, attempts: int = 6):

@@ -30,6 +30,7 @@ class Context:
     log: Callable[[str], None] = print
     cache: dict = field(default_factory=dict)  # per-process memo (loaded data, features)
     epoch_hook: Callable[[int, dict], None] | None = None  # called after every training epoch (search: early stop)
+    options: dict = field(default_factory=dict)  # task options from the command line (Task.cli_options)
     use_cache: bool = True  # False: every on-disk cache (builds, features) is bypassed and rewritten
     sealed_test: bool = False  # True while anything is being chosen (search trials): the test split is off limits
 
@@ -58,6 +59,8 @@ class Measurement:
     intervals: dict[str, tuple[float, float]] = field(default_factory=dict)  # 95 % interval per metric
     interval_method: dict[str, str] = field(default_factory=dict)  # how each interval was computed
     baselines: dict[str, dict[str, float]] = field(default_factory=dict)  # name -> metrics of a trivial predictor
+    sections: list[tuple[str, str]] = field(default_factory=list)  # (title, markdown) blocks for the report
+    files: dict[str, bytes] = field(default_factory=dict)  # extra files beside the artifact (plots), by name
 
 
 class Task(Protocol):
@@ -87,6 +90,8 @@ class TaskBase:
     """Defaults for the optional parts of Task: a task subclasses this and overrides what it needs."""
 
     build_keys: tuple[str, ...] = ()
+    # Command-line options of this task: (flag, argparse keyword arguments); values reach ctx.options by dest.
+    cli_options: tuple[tuple[str, dict], ...] = ()
 
     def check_recipe(self, data: dict, where: str) -> dict:
         """Task-specific recipe checks after schema validation; returns the (normalised) data."""

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import hashlib
+import tempfile
+
 import numpy as np
 
 from harness import convert, datasets, stats
@@ -13,7 +16,7 @@ from harness.measure.latency import inference_ms
 from harness.task import Build, Context, Limit, Measurement, TaskBase, size_floor
 from harness.train import fit
 from tasks.forecast import data as jena
-from tasks.forecast import models, windows
+from tasks.forecast import models, monthly, profiles, windows
 
 DATA_SCHEMA = {
     "duplicates": Field(str, default="keep", check=one_of("keep", "drop"),
@@ -62,6 +65,8 @@ class ForecastTask(TaskBase):
     recipes_dir = Path(__file__).parent / "recipes"
     recipe_schema = {"data": Field(dict, default={}, schema=DATA_SCHEMA)}
     build_keys = ("input_steps", "output_steps")
+    cli_options = (("--profile", {"help": "forecasting evaluation profile: a name in tasks/forecast/profiles/ "
+                                          "(course, full-season) or a TOML file (default: course)"}),)
     limits = [
         Limit("max_mae_t_degc", "mae_t_degc", "MAE(T), test split", "°C", "{:.4f}"),
         Limit("max_mae_rh_pct", "mae_rh_pct", "MAE(RH), test split", "%RH", "{:.4f}"),
@@ -81,20 +86,37 @@ class ForecastTask(TaskBase):
             ctx.cache[key] = s
         return ctx.cache[key]
 
+    def profile(self, ctx) -> profiles.Profile:
+        return profiles.load(ctx.options.get("profile") or "course")
+
     def windows(self, ctx, section, recipe) -> windows.Windows:
         s = self.series(ctx, recipe)
-        key = ("windows", id(s), section["input_steps"], section["output_steps"])
+        prof = self.profile(ctx)
+        key = ("windows", id(s), str(prof.path), section["input_steps"], section["output_steps"])
         if key not in ctx.cache:
-            w = windows.build(s.values, section["input_steps"], section["output_steps"])
-            for split in ("train", "val", "test"):
-                if len(w.x[split]) == 0:
-                    raise HarnessError(f"Jena data: the {split} split has no complete window ({s.rows} rows in all)")
+            if prof.kind == "fractions" and prof.fractions == {"train": windows.TRAIN_END, "val": windows.VAL_END - windows.TRAIN_END}:
+                w, info = windows.build(s.values, section["input_steps"], section["output_steps"]), None  # the course's own code path
+                for split in ("train", "val", "test"):
+                    if len(w.x[split]) == 0:
+                        raise HarnessError(f"Jena data: the {split} split has no complete window ({s.rows} rows in all)")
+            else:
+                w, info = profiles.split(s, prof, section["input_steps"], section["output_steps"])
             ctx.cache[key] = w
+            ctx.cache[key + ("info",)] = info
         return ctx.cache[key]
+
+    def split_info(self, ctx, section, recipe):
+        self.windows(ctx, section, recipe)
+        s = self.series(ctx, recipe)
+        prof = self.profile(ctx)
+        return ctx.cache[("windows", id(s), str(prof.path), section["input_steps"], section["output_steps"], "info")]
 
     def data_fingerprint(self, ctx, section, recipe) -> dict:
         s = self.series(ctx, recipe)
+        prof = self.profile(ctx)
         return {
+            "profile": {"name": prof.name, "sha256": hashlib.sha256(prof.path.read_bytes()).hexdigest(),
+                        "description": prof.description},
             "files": [{"path": f.path, "sha256": f.sha256, "rows": f.rows} for f in s.sources],
             "rows": s.rows,
             "duplicates": s.duplicates,
@@ -104,6 +126,10 @@ class ForecastTask(TaskBase):
         }
 
     def data_note(self, fp: dict) -> str:
+        prof = fp.get("profile", {})
+        if prof.get("name") not in (None, "course"):
+            return (f"evaluation profile '{prof['name']}' ({prof['description']}); {fp['rows']:,} rows read; windows never "
+                    f"cross a split boundary or a gap ({fp['gaps']} gap(s), {fp['gap_minutes']} min missing)")
         dup = ("kept, rows used as they come (as the course did)" if fp["duplicate_policy"] == "keep"
                else "dropped (first row kept)")
         return (f"{fp['rows']:,} rows; {fp['duplicates']} duplicated timestamp(s) {dup}; {fp['gaps']} gap(s) "
@@ -183,7 +209,26 @@ class ForecastTask(TaskBase):
         if lat:
             rows.append(("Inference latency (info, no limit)", f"median {lat['total_median_ms'] * 1e3:.1f} µs, min {lat['total_min_ms'] * 1e3:.1f} µs over {lat['n']} runs"))
         method = "block bootstrap over days (2,000 resamples, percentile)"
+        info = self.split_info(ctx, section, recipe)
+        prof = self.profile(ctx)
+        rows.insert(0, ("Evaluation profile", profiles.describe(prof, info) if info else
+                        "course: chronological 70/20/10 split by row over the files given (as Lab 3)"))
+        sections, files = [], {}
+        times = (w.times or {}).get(split) if getattr(w, "times", None) else None
+        if times is None:
+            s_ = self.series(ctx, recipe)
+            a = w.bounds[split][0] + section["input_steps"]
+            times = s_.times[a : a + len(x)]
+        by_month = monthly.by_month(pred, pers_pred, y, times)
+        png = f"error-by-month-{split}.png"
+        with tempfile.TemporaryDirectory() as tmp:
+            monthly.plot(by_month, section, Path(tmp) / png, f"MAE by month, {split} split, K = {K}")
+            files[png] = (Path(tmp) / png).read_bytes()
+        sections.append((f"Error by month ({split} split, shipped artifact vs persistence)",
+                         monthly.markdown(by_month) + f"\n\n![MAE by month]({self.name}/{png})"))
         return Measurement(
+            sections=sections,
+            files=files,
             metrics={"mae_t_degc": float(mae[0]), "mae_rh_pct": float(mae[1])},
             rows=rows,
             intervals={"mae_t_degc": (float(lo[0]), float(hi[0])), "mae_rh_pct": (float(lo[1]), float(hi[1]))},

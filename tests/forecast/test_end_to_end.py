@@ -67,7 +67,7 @@ def test_verdict_follows_the_numbers_and_the_limits(tmp_path, jena_slice):
 def test_seeds_are_an_axis_and_every_seed_must_pass(tmp_path, jena_slice):
     out = tmp_path / "results"
     rep = _run(tmp_path, jena_slice, out, seeds=3)["tasks"][0]
-    assert [s["seed"] for s in rep["seeds"]] == [1234, 1235, 1236] and rep["seeds"][0]["shipped"]
+    assert [s["seed"] for s in rep["seeds"]] == [1, 2, 3] and rep["seeds"][0]["shipped"]
     assert len({s["tflite_sha256"] for s in rep["seeds"]}) == 3  # different seeds train different models
     mae = next(c for c in rep["checks"] if c["metric"] == "mae_t_degc")
     assert mae["spread"]["n"] == 3 and mae["spread"]["min"] <= mae["spread"]["mean"] <= mae["spread"]["max"]
@@ -83,7 +83,7 @@ def test_seeds_are_an_axis_and_every_seed_must_pass(tmp_path, jena_slice):
     assert 0 < k < 3 and not res.passed
     # the shipped artifact is the recipe seed's, and the table shows every seed
     md = (out / "ml4iot-2022" / "version-a" / "report.md").read_text()
-    assert "1234 (shipped)" in md and "| 1236 " in md and "/3 seeds)" in md
+    assert "| 1 (shipped)" in md and "| 3 " in md and "/3 seeds)" in md
 
 
 def test_parallel_seed_builds_give_the_same_bytes(tmp_path, jena_slice, monkeypatch):
@@ -110,3 +110,23 @@ def test_lab_mlp_with_pruning_and_int8_runs_end_to_end(tmp_path, jena_slice):
         "model.name=\"mlp\"", "model.width=0.1", "train.epochs=2", "train.batch_size=64", "train.loss=\"mse\"",
         "prune.final_sparsity=0.5", "quantize.mode=\"int8\""], use_cache=False)
     assert out.report["details"]["weight_sparsity"]["FULLY_CONNECTED"] >= 0.49
+
+
+def test_full_season_profile_reports_its_split_the_baseline_and_error_by_month(tmp_path, jena_2017b, jena_2020):
+    ctx = Context(data_dir=tmp_path, jena_files=[jena_2017b, jena_2020], log=lambda m: None,
+                  options={"profile": "full-season"})
+    out = tmp_path / "results"
+    rep = run.run_version(ctx, "ml4iot-2022", "a", tasks=["forecast"], out_dir=out, overrides=["train.epochs=1"])
+    task = rep["tasks"][0]
+    assert task["data"]["profile"]["name"] == "full-season"
+    assert task["details"]["split_rows"]["test"][1] - task["details"]["split_rows"]["test"][0] == 41_896
+    pers = task["baselines"][0]
+    assert pers["name"].startswith("Persistence") and not pers["passes_all"]  # on a full season persistence fails
+    version = out / "ml4iot-2022" / "version-a"
+    md = (version / "report.md").read_text()
+    assert "Evaluation profile: full-season" in md and "| 2020-03 " in md and "| 2020-12 " in md
+    assert (version / "forecast" / "error-by-month-test.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the course profile on the same files is another build (the profile is part of the data fingerprint)
+    ctx2 = Context(data_dir=tmp_path, jena_files=[jena_2017b, jena_2020], log=lambda m: None)
+    course = run.run_task(ctx2, constraints.load("ml4iot-2022", "a"), "forecast", overrides=["train.epochs=1"])
+    assert course.report["seeds"][0]["build_key"] != task["seeds"][0]["build_key"]

@@ -1,0 +1,184 @@
+"""Nothing wrong, nothing lost: verified caches, runs that commit as a unit, non-finite numbers, torn journals, OS faults."""
+import errno
+import hashlib
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from harness import atomic, constraints, datasets, publish, run, search
+from harness.config import Field, validate
+from harness.errors import HarnessError
+from harness.task import Context
+
+OVERRIDES = ["train.epochs=1", "train.batch_size=128"]
+
+
+@pytest.fixture()
+def jena_slice(tmp_path, jena_2017b):
+    with zipfile.ZipFile(jena_2017b) as zf:
+        raw = zf.read(zf.namelist()[0])
+    p = tmp_path / "slice.csv"
+    p.write_bytes(b"\r\n".join(raw.split(b"\r\n")[:3001]) + b"\r\n")
+    return p
+
+
+def _run(tmp_path, jena_slice, out, **kw):
+    ctx = Context(data_dir=tmp_path, jena_files=[jena_slice], log=kw.pop("log", lambda m: None))
+    return run.run_version(ctx, "ml4iot-2022", "a", tasks=["forecast"], out_dir=out, overrides=OVERRIDES, **kw)
+
+
+def _snapshot(folder: Path) -> dict:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("damage", ["valid-other-model", "garbage", "bad-record"])
+def test_a_damaged_cache_entry_is_reported_and_rebuilt(tmp_path, jena_slice, damage):
+    first = _run(tmp_path, jena_slice, tmp_path / "a")["tasks"][0]
+    entry = datasets.cache_dir() / "builds" / first["seeds"][0]["build_key"]
+    if damage == "valid-other-model":  # still a loadable model, but not the one the record names
+        other = _run(tmp_path, jena_slice, tmp_path / "b", seeds=2)["tasks"][0]
+        other_entry = datasets.cache_dir() / "builds" / other["seeds"][1]["build_key"]
+        (entry / "model.tflite").write_bytes((other_entry / "model.tflite").read_bytes())
+    elif damage == "garbage":
+        (entry / "model.tflite").write_bytes(b"\0" * 100)
+    else:
+        (entry / "build.json").write_text("{ not json")
+    logs = []
+    again = _run(tmp_path, jena_slice, tmp_path / "c", log=logs.append)["tasks"][0]
+    assert not again["build_cached"]
+    assert again["artifact"]["sha256"] == first["artifact"]["sha256"]
+    assert any(str(entry) in line and ("damaged" in line or "unreadable" in line) for line in logs)
+
+
+def test_same_size_corruption_of_a_clip_changes_the_data_fingerprint(tmp_path):
+    from tasks.kws import data as msc
+
+    root = tmp_path / "mini_speech_commands"
+    for label in ("go", "stop"):
+        (root / label).mkdir(parents=True)
+        for i in range(2):
+            sf.write(root / label / f"{label}{i}_nohash_0.wav", np.full(800, 100 * (i + 1), np.int16), 16000,
+                     subtype="PCM_16")
+    before = msc.open_folder(root).fingerprint()
+    clip = root / "go" / "go0_nohash_0.wav"
+    raw = bytearray(clip.read_bytes())
+    raw[-10:] = b"\x7f" * 10  # same size, other samples
+    clip.write_bytes(bytes(raw))
+    assert msc.open_folder(root).fingerprint() != before
+
+
+@pytest.mark.parametrize("text", ["inf", "nan", "-inf", "[1.0, nan]"])
+def test_non_finite_numbers_are_rejected_with_file_and_key(text):
+    with pytest.raises(HarnessError, match=r"f.toml: key 'x' must be a finite number"):
+        validate(__import__("tomllib").loads(f"x = {text}"), {"x": Field((float, list))}, "f.toml")
+
+
+def test_non_finite_limit_in_a_constraint_file(tmp_path):
+    src = constraints.CONSTRAINTS_DIR / "ml4iot-2022" / "version-a.toml"
+    folder = tmp_path / "ml4iot-2022"
+    folder.mkdir()
+    (folder / "version-a.toml").write_text(src.read_text().replace("max_mae_t_degc = 0.3", "max_mae_t_degc = inf"))
+    with pytest.raises(HarnessError, match=r"version-a.toml: key 'forecast.max_mae_t_degc' must be a finite number"):
+        constraints.load_file(folder / "version-a.toml")
+
+
+def test_non_finite_recipe_values_and_overrides():
+    from harness import recipes
+    from harness.task import get
+
+    task = get("forecast")
+    path = recipes.default_path(task, "ml4iot-2022", "a")
+    with pytest.raises(HarnessError, match="train.learning_rate' must be a finite number"):
+        recipes.load(path, task, ["train.learning_rate=nan"])
+    with pytest.raises(HarnessError, match="final_learning_rate"):
+        recipes.load(path, task, ["train.final_learning_rate=-1e-3"])
+
+
+def test_a_run_that_fails_late_leaves_the_previous_set_untouched(tmp_path, jena_slice, monkeypatch):
+    out = tmp_path / "results"
+    _run(tmp_path, jena_slice, out)
+    version = out / "ml4iot-2022" / "version-a"
+    before = _snapshot(version)
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device", str(version / "report.json"))
+
+    monkeypatch.setattr(run.report, "write_version", full)
+    with pytest.raises(HarnessError, match="No space left on device.*previous results .* are unchanged"):
+        _run(tmp_path, jena_slice, out, seeds=2)
+    assert _snapshot(version) == before
+    assert [p.name for p in version.parent.iterdir() if p.name.startswith(".")] == []  # no staging left behind
+
+
+def test_a_one_task_run_keeps_the_other_tasks_results(tmp_path, jena_slice):
+    out = tmp_path / "results"
+    _run(tmp_path, jena_slice, out)
+    version = out / "ml4iot-2022" / "version-a"
+    rep = json.loads((version / "report.json").read_text())
+    kws = dict(rep["tasks"][0], task="kws", title="Keyword spotting", commit="older", finished_utc="2026-01-01 00:00 UTC")
+    rep["tasks"].append(kws)
+    atomic.write_json(version / "report.json", rep)
+    (version / "kws").mkdir()
+    (version / "kws" / "model.tflite").write_bytes(b"kept")
+    new = _run(tmp_path, jena_slice, out)
+    assert [t["task"] for t in new["tasks"]] == ["forecast", "kws"]
+    assert new["tasks"][1]["commit"] == "older" and new["tasks"][1]["finished_utc"].startswith("2026-01-01")
+    assert (version / "kws" / "model.tflite").read_bytes() == b"kept"
+    assert "Keyword spotting" in (version / "report.md").read_text()
+
+
+def test_an_interrupted_swap_is_recovered(tmp_path):
+    final = tmp_path / "suite" / "version-a"
+    final.mkdir(parents=True)
+    (final / "report.json").write_text("{}")
+    os.replace(final, final.with_name(".version-a.old"))  # killed between the two renames
+    (final.parent / ".version-a.staging-999999999-0").mkdir()  # a dead run's staging folder
+    (final.parent / ".summary.md.abc.tmp").write_text("half")
+    publish.recover(final)
+    assert (final / "report.json").read_text() == "{}"
+    assert sorted(p.name for p in final.parent.iterdir()) == ["version-a"]
+
+
+def test_output_folder_that_is_a_file_is_one_clear_error(tmp_path, jena_slice):
+    blocker = tmp_path / "results"
+    blocker.write_text("not a folder")
+    with pytest.raises(HarnessError, match="results"):
+        _run(tmp_path, jena_slice, blocker)
+
+
+def test_written_files_follow_the_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        p = atomic.write_text(tmp_path / "a.txt", "x")
+    finally:
+        os.umask(old)
+    assert p.stat().st_mode & 0o777 == 0o644
+
+
+def test_a_cut_journal_record_is_set_aside_and_the_study_resumes(tmp_path):
+    import optuna
+
+    path = tmp_path / "s.journal"
+    study = optuna.create_study(storage=search.open_storage(str(path)), study_name="s", directions=["minimize"])
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    with open(path, "ab") as f:
+        f.write(b'{"op_code": 5, "worker_id": "x", "trial_id": 1, "sta')  # a killed write
+    logs = []
+    assert search.repair_journal(path, log=logs.append) > 0 and "set aside" in logs[0]
+    assert path.with_name("s.journal.torn").read_bytes().startswith(b'{"op_code": 5')
+    study = optuna.load_study(storage=search.open_storage(str(path)), study_name="s")
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
+    assert len(study.trials) == 3
+    assert search.repair_journal(path) == 0  # an intact journal is left alone
+
+
+def test_a_refused_database_url_is_one_line_with_the_password_masked():
+    with pytest.raises(HarnessError) as e:
+        search.open_storage("postgresql://user:s3cret@127.0.0.1:1/db")
+    assert "s3cret" not in str(e.value) and "***" in str(e.value) and "\n" not in str(e.value)
