@@ -16,7 +16,7 @@ SEEDS    ?= 1
 JOBS     ?= 1
 RUN_ARGS := $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(JENA),--jena $(JENA)) $(if $(PROFILE),--profile $(PROFILE)) --seeds $(SEEDS) --jobs $(JOBS) $(ARGS)
 
-.PHONY: venv version-% all-versions all-suites reference test bench search seeds list clean-cache
+.PHONY: venv version-% all-versions all-suites reference test bench search seed-reports list clean-cache
 
 venv: $(STAMP)
 $(STAMP): requirements.txt
@@ -47,17 +47,17 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m pytest -q benchmarks --benchmark-only --benchmark-columns=min,median,mean,rounds
-	$(PY) -m benchmarks.quality $(RUN_ARGS)
+	$(PY) -m benchmarks.quality
 
 # make search VERSION=c [SUITE=...] [TASK=kws] [TRIALS=20] [STORAGE=postgresql://...]
-TASK    ?= kws
+TASK    ?=
 TRIALS  ?= 20
 search: $(STAMP)
-	$(PY) -m harness search --suite $(SUITE) --version $(VERSION) --task $(TASK) --trials $(TRIALS) \
+	$(PY) -m harness search --suite $(SUITE) --version $(VERSION) $(if $(TASK),--task $(TASK)) --trials $(TRIALS) \
 	  $(if $(STORAGE),--storage $(STORAGE)) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(JENA),--jena $(JENA)) $(ARGS)
 
-seeds: $(STAMP)
-	$(PY) -m harness seeds $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(JENA),--jena $(JENA)) $(ARGS)
+seed-reports: $(STAMP)
+	$(PY) -m harness seed-reports $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(JENA),--jena $(JENA)) $(ARGS)
 
 clean-cache:
 	rm -rf $${ML4IOT_CACHE_DIR:-$$HOME/.cache/ml4iot-harness}/builds

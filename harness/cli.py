@@ -17,7 +17,7 @@ def _recipe_map(items: list[str]) -> dict[str, Path]:
     out = {}
     for item in items or []:
         if "=" not in item:
-            raise HarnessError(f"--recipe {item!r}: expected TASK=FILE, e.g. forecast=my.toml")
+            raise HarnessError(f"--recipe {item!r}: expected TASK=FILE, e.g. mytask=my.toml")
         task, path = item.split("=", 1)
         out[task.strip()] = Path(path)
     return out
@@ -35,7 +35,7 @@ def _context(args):
             dest = kw.get("dest") or flag.lstrip("-").replace("-", "_")
             if getattr(args, dest, None) is not None:
                 options[dest] = getattr(args, dest)
-    return Context(data_dir=datasets.resolve_data_dir(args.data_dir), jena_files=args.jena, log=_log,
+    return Context(data_dir=datasets.resolve_data_dir(args.data_dir), log=_log,
                    use_cache=not getattr(args, "no_cache", False), options=options)
 
 
@@ -56,26 +56,48 @@ def cmd_run(args) -> int:
 
     suites = constraints.suites() if args.suite == "all" else [args.suite]
     ctx = _context(args)
+    plan = [(suite, v) for suite in suites
+            for v in (constraints.versions(suite) if (args.all or not args.version) else args.version)]
+    _ensure_data(ctx, plan, args.task)
     failed = []
     totals: dict[str, float] = {}
     started = time.perf_counter()
-    for suite in suites:
-        versions = constraints.versions(suite) if (args.all or not args.version) else args.version
-        for v in versions:
-            rep = run.run_version(ctx, suite, v, tasks=args.task, recipe_paths=_recipe_map(args.recipe),
-                                  overrides=args.set, out_dir=Path(args.out), use_cache=not args.no_cache,
-                                  seeds=args.seeds, jobs=args.jobs)
-            if not rep["passed"]:
-                failed.append(f"{suite}/{v}")
-            for t in rep["tasks"]:
-                if args.task and t["task"] not in args.task:
-                    continue  # kept from an earlier run
-                _log("   stage times (" + t["task"] + "): " + ", ".join(f"{k} {s:.1f} s" for k, s in t["seconds"].items()))
-                for k, s in t["seconds"].items():
-                    totals[k] = totals.get(k, 0.0) + s
+    for suite, v in plan:
+        rep = run.run_version(ctx, suite, v, tasks=args.task, recipe_paths=_recipe_map(args.recipe),
+                              overrides=args.set, out_dir=Path(args.out), use_cache=not args.no_cache,
+                              seeds=args.seeds, jobs=args.jobs)
+        if not rep["passed"]:
+            failed.append(f"{suite}/{v}")
+        for t in rep["tasks"]:
+            if args.task and t["task"] not in args.task:
+                continue  # kept from an earlier run
+            _log("   stage times (" + t["task"] + "): " + ", ".join(f"{k} {s:.1f} s" for k, s in t["seconds"].items()))
+            for k, s in t["seconds"].items():
+                totals[k] = totals.get(k, 0.0) + s
     _log("stage totals: " + ", ".join(f"{k} {s:.1f} s" for k, s in totals.items()))
     _log(f"done in {time.perf_counter() - started:.1f} s; " + (f"FAIL: {', '.join(failed)}" if failed else "every version PASS"))
     return 1 if failed and args.strict else 0
+
+
+def _ensure_data(ctx, plan, only_tasks) -> None:
+    """Every dataset the planned runs need, checked up front: offline, the message names all that are missing."""
+    from harness import constraints
+    from harness.task import get
+
+    problems, seen = [], set()
+    for suite, v in plan:
+        cons = constraints.load(suite, v)
+        for name in cons.tasks:
+            if only_tasks and name not in only_tasks:
+                continue
+            try:
+                get(name).ensure_data(ctx, cons.task(name))
+            except HarnessError as e:
+                if str(e) not in seen:
+                    seen.add(str(e))
+                    problems.append(str(e))
+    if problems:
+        raise HarnessError(" | ".join(problems))
 
 
 def cmd_list(args) -> int:
@@ -89,10 +111,16 @@ def cmd_list(args) -> int:
 
 
 def cmd_search(args) -> int:
-    from harness import search
+    from harness import constraints, search
 
+    task = args.task
+    if task is None:
+        tasks = constraints.load(args.suite, args.version).tasks
+        if len(tasks) != 1:
+            raise HarnessError(f"{args.suite} version {args.version} has several tasks ({', '.join(tasks)}): pass --task")
+        task = tasks[0]
     cfg = search.SearchConfig(
-        suite=args.suite, version=args.version, task=args.task, trials=args.trials,
+        suite=args.suite, version=args.version, task=task, trials=args.trials,
         space=Path(args.space) if args.space else None, storage=args.storage, study=args.study,
         base_recipe=Path(args.recipe) if args.recipe else None, out_dir=Path(args.out), seed=args.seed,
         sampler=args.sampler, extra_overrides=tuple(args.set or ()), seeds=args.seeds,
@@ -102,10 +130,10 @@ def cmd_search(args) -> int:
     return 0
 
 
-def cmd_seeds(args) -> int:
-    from harness import seeds
+def cmd_seed_reports(args) -> int:
+    from harness import seed_reports
 
-    path = seeds.reproduce(_context(args), only=args.only, out_dir=Path(args.out))
+    path = seed_reports.reproduce(_context(args), only=args.only, out_dir=Path(args.out))
     _log(f"seed reproduction table: {path}")
     return 0
 
@@ -124,7 +152,6 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--recipe", action="append", metavar="TASK=FILE", help="use this recipe file for a task")
     r.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe key, e.g. train.epochs=2")
     r.add_argument("--data-dir", help="data folder (default: $ML4IOT_DATA_DIR, else ./data)")
-    r.add_argument("--jena", nargs="+", metavar="FILE", help="Jena climate file(s), CSV or zip, joined in time order")
     r.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "results"), help="results folder")
     r.add_argument("--no-cache", action="store_true", help="bypass every cache (builds and features)")
     r.add_argument("--strict", action="store_true", help="exit 1 when a version fails its constraints")
@@ -133,7 +160,7 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("search", help="search recipes against one constraint file (Optuna, multi-objective)")
     s.add_argument("--suite", default="ml4iot-2022")
     s.add_argument("--version", required=True)
-    s.add_argument("--task", default="kws")
+    s.add_argument("--task", help="the task to search (default: the version's only task)")
     s.add_argument("--seeds", type=int, default=2, help="seeds per trial; the objective is their mean validation metric")
     s.add_argument("--trials", type=int, default=20, help="trials run by this worker")
     s.add_argument("--space", help="search-space TOML (default: tasks/<task>/search_space.toml)")
@@ -145,15 +172,14 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--sampler", choices=["tpe", "nsga2"], default="tpe")
     _task_options(s)
     s.add_argument("--data-dir")
-    s.add_argument("--jena", nargs="+", metavar="FILE")
     s.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "results"))
     s.set_defaults(fn=cmd_search)
-    sd = sub.add_parser("seeds", help="reproduce the seed reports' configurations (tasks/seeds.toml) and compare")
+    sd = sub.add_parser("seed-reports", help="reproduce the seed reports' configurations (tasks/seed_reports.toml) and compare")
     sd.add_argument("--only", action="append", metavar="ID", help="only these seed ids")
     sd.add_argument("--data-dir")
-    sd.add_argument("--jena", nargs="+", metavar="FILE")
     sd.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "results"))
-    sd.set_defaults(fn=cmd_seeds)
+    _task_options(sd)
+    sd.set_defaults(fn=cmd_seed_reports)
     ls = sub.add_parser("list", help="list suites and versions")
     ls.set_defaults(fn=cmd_list)
     return p

@@ -11,58 +11,35 @@ from pathlib import Path
 from harness.config import Field, in_range, one_of, read_toml, validate
 from harness.errors import HarnessError
 
-ROOT = Path(__file__).resolve().parents[1]
-CONSTRAINTS_DIR = ROOT / "constraints"
+from harness.paths import CONSTRAINTS_DIR, rel
 SIZE_FORMATS = ("tflite", "zlib", "zip")
-LATENCY_INPUTS = ("uniform-48k", "normal-16k", "test-clips")
 
-_positive = in_range(0, lo_open=True)
 
-LATENCY_SCHEMA = {
-    "max_ms": Field(float, default=None, check=lambda v: None if v is None or v > 0 else "must be > 0"),
-    "scope": Field(str, check=one_of("total", "inference")),
-    "statistic": Field(str, check=one_of("mean", "median")),
-    "runs": Field(int, check=in_range(1)),
-    "discard": Field(int, default=0, check=in_range(0)),
-    "input": Field(str, check=one_of(*LATENCY_INPUTS)),
-    "read_output": Field(bool, default=True),
-    "decode_in_timer": Field(bool, default=False, doc="test-clips: WAV decode + pad inside the timed region"),
-    "sleep_s": Field(float, default=0.0, check=in_range(0), doc="pause between runs (course: 0.1 s on the device)"),
-    "device": Field(str, doc="where the course measured it; our host is reported beside it"),
-    "source": Field(str),
+def size_formats_check(v):
+    return None if v and set(v) <= set(SIZE_FORMATS) else f"must list some of {SIZE_FORMATS}"
+
+
+# Keys every task section has; a task's constraint_schema adds its own limits and settings.
+SECTION_SCHEMA = {
+    "source": Field(str, doc="where the limits come from (assignment text, report)"),
+    "size_formats": Field(list, item=str, check=size_formats_check, doc="submitted formats the size limit accepts"),
 }
 
-FORECAST_SCHEMA = {
-    "source": Field(str),
-    "output_steps": Field(int, check=in_range(1, 48)),
-    "input_steps": Field(int, default=6, check=in_range(1, 144)),
-    "max_mae_t_degc": Field(float, check=_positive),
-    "max_mae_rh_pct": Field(float, check=_positive),
-    "max_size_bytes": Field(int, check=in_range(1)),
-    "size_formats": Field(list, item=str, check=lambda v: None if v and set(v) <= set(SIZE_FORMATS) else f"must list some of {SIZE_FORMATS}"),
-}
-
-KWS_SCHEMA = {
-    "source": Field(str),
-    "labels": Field(list, item=str, check=lambda v: None if len(v) >= 2 and len(set(v)) == len(v) else "must list >= 2 distinct keywords"),
-    "split": Field(str, check=one_of("course", "course-pair", "hash")),
-    "min_accuracy_pct": Field(float, default=None, check=lambda v: None if v is None or 0 < v < 100 else "must be in (0, 100)"),
-    "max_size_bytes": Field(int, default=None),
-    "size_formats": Field(list, item=str, check=lambda v: None if v and set(v) <= set(SIZE_FORMATS) else f"must list some of {SIZE_FORMATS}"),
-    "latency": Field(dict, default=None, schema=LATENCY_SCHEMA),
-}
-
-SCHEMA = {
+BASE_SCHEMA = {
     "suite": Field(str),
     "version": Field(str),
     "academic_year": Field(str),
     "status": Field(str, check=one_of("official", "reconstructed")),
     "status_note": Field(str, default=""),
     "kilobyte_bytes": Field(int, check=one_of(1000, 1024), doc="how the source's kB/KB was read"),
-    "forecast": Field(dict, default=None, schema=FORECAST_SCHEMA),
-    "kws": Field(dict, default=None, schema=KWS_SCHEMA),
 }
-TASK_KEYS = ("forecast", "kws")
+
+
+def schema() -> dict:
+    """The file schema: the common keys plus one optional table per registered task."""
+    from harness.task import get, names
+
+    return {**BASE_SCHEMA, **{name: Field(dict, default=None, schema=get(name).constraint_schema) for name in names()}}
 
 
 @dataclass(frozen=True)
@@ -74,7 +51,9 @@ class Constraints:
 
     @property
     def tasks(self) -> list[str]:
-        return [t for t in TASK_KEYS if self.data.get(t) is not None]
+        from harness.task import names
+
+        return [t for t in names() if self.data.get(t) is not None]
 
     def task(self, name: str) -> dict:
         return self.data[name]
@@ -86,7 +65,7 @@ class Constraints:
     @property
     def rel_path(self) -> str:
         try:
-            return str(self.path.relative_to(ROOT))
+            return rel(self.path)
         except ValueError:
             return str(self.path)
 
@@ -94,23 +73,20 @@ class Constraints:
 def load_file(path: str | Path) -> Constraints:
     path = Path(path)
     where = str(path)
-    data = validate(read_toml(path), SCHEMA, where)
-    if not any(data.get(t) for t in TASK_KEYS):
-        raise HarnessError(f"{where}: no task table (expected [forecast] and/or [kws])")
+    from harness.task import get, names
+
+    data = validate(read_toml(path), schema(), where)
+    if not any(data.get(t) for t in names()):
+        raise HarnessError(f"{where}: no task table (expected one of {', '.join(f'[{t}]' for t in names())})")
     expected = f"version-{data['version']}.toml"
     if path.name != expected or path.parent.name != data["suite"]:
         raise HarnessError(
             f"{where}: suite/version keys ({data['suite']}/{data['version']}) do not match the file path "
             f"(expected constraints/{data['suite']}/{expected})"
         )
-    kws = data.get("kws")
-    if kws:
-        if kws["latency"] and kws["latency"]["discard"] >= kws["latency"]["runs"]:
-            raise HarnessError(f"{where}: key 'kws.latency.discard' must be < kws.latency.runs")
-        if kws["min_accuracy_pct"] is None and not data["status"] == "reconstructed":
-            raise HarnessError(f"{where}: missing required key 'kws.min_accuracy_pct'")
-        if kws["max_size_bytes"] is None and not data["status"] == "reconstructed":
-            raise HarnessError(f"{where}: missing required key 'kws.max_size_bytes'")
+    for name in names():
+        if data.get(name):
+            get(name).check_constraints(data[name], where, reconstructed=data["status"] == "reconstructed")
     return Constraints(path=path, suite=data["suite"], version=data["version"], data=data)
 
 

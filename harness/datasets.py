@@ -16,7 +16,7 @@ from pathlib import Path
 
 from harness.errors import HarnessError
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+from harness.paths import ROOT as PROJECT_ROOT
 DATA_DIR_ENV = "ML4IOT_DATA_DIR"
 CACHE_DIR_ENV = "ML4IOT_CACHE_DIR"
 DEFAULT_CACHE_DIR = Path("~/.cache/ml4iot-harness")
@@ -27,7 +27,10 @@ _CHUNK_BYTES = 1 << 20
 def resolve_data_dir(cli_value: str | os.PathLike | None = None) -> Path:
     """Data folder: command-line value > env ML4IOT_DATA_DIR > <project root>/data."""
     if cli_value not in (None, ""):
-        return Path(cli_value).expanduser()
+        path = Path(cli_value).expanduser()
+        if not path.is_dir():  # a typo must not fall through to a download attempt
+            raise HarnessError(f"--data-dir {path}: no such folder")
+        return path
     env = os.environ.get(DATA_DIR_ENV)
     if env:
         return Path(env).expanduser()

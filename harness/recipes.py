@@ -1,7 +1,7 @@
 """Recipes: how a version is solved (model, width, pruning, quantization, training, seed).
 
 A recipe is a small TOML file under tasks/<task>/recipes/. Sections shared by all tasks are
-defined here; a task adds its own (e.g. [features] for keyword spotting) and validates [model]
+defined here; a task adds its own (e.g. [features]) and validates [model]
 against its model registry. Any key can be overridden from the command line: --set train.epochs=2.
 """
 from __future__ import annotations

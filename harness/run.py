@@ -21,16 +21,7 @@ from harness.task import Build, Context
 from harness.task import get as get_task
 from harness.tfsetup import keras, quiet_stderr, seed_everything
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS_DIR = ROOT / "results"
-
-
-def rel(p: Path) -> str:
-    """A path as the tables print it: relative to the project when inside it."""
-    try:
-        return str(Path(p).resolve().relative_to(ROOT))
-    except ValueError:
-        return str(p)
+from harness.paths import RESULTS_DIR, ROOT, rel
 
 
 def code_fingerprint(task_name: str) -> str:
@@ -122,7 +113,7 @@ def _build_worker(payload: dict) -> str:
     """Runs in a separate process (spawned): one seed's build, stored in the shared cache."""
     import sys
 
-    ctx = Context(data_dir=Path(payload["data_dir"]), jena_files=payload["jena_files"],
+    ctx = Context(data_dir=Path(payload["data_dir"]), options=payload["options"],
                   log=lambda m: print(f"[seed {payload['seed']}] {m.strip()}", flush=True, file=sys.stdout))
     task = get_task(payload["task"])
     recipe = Recipe(path=payload["recipe_path"], data=payload["recipe"])
@@ -151,7 +142,7 @@ def build_seeds(ctx: Context, task, section: dict, recipe: Recipe, data_fp: dict
         ctx.log(f"  building {len(missing)} seed(s), {jobs} at a time")
         payloads = [{"task": task.name, "section": section, "recipe": with_seed(recipe, s).data, "recipe_path": recipe.path,
                      "seed": s, "key": k, "data_dir": str(ctx.data_dir),
-                     "jena_files": [str(p) for p in ctx.jena_files] if ctx.jena_files else None} for s, k in missing]
+                     "options": ctx.options} for s, k in missing]
         with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
             for k in pool.map(_build_worker, payloads):
                 b = load_cached(k, ctx.log)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness import atomic, constraints, datasets, recipes, run
+from harness.paths import rel
 from harness.config import Field, read_toml, validate
 from harness.errors import HarnessError
 from harness.task import Context
@@ -449,12 +450,6 @@ def write_outputs(ctx, study, cfg, cons, task, section, base, objs, storage_spec
         headers=["trial"] + [f"{n} ({d[:3]})" for n, d in objs] + ["recipe overrides"], tablefmt="github", disable_numparse=True)
     pruned = sum(t.state == TrialState.PRUNED for t in study.trials)
     failed = sum(t.state == TrialState.FAIL for t in study.trials)
-    def rel(p) -> str:
-        try:
-            return str(Path(p).resolve().relative_to(run.ROOT))
-        except ValueError:
-            return str(p)
-
     md = [f"# Search {study.study_name}", "",
           f"- Constraints: `{cons.rel_path}`; base recipe `{rel(base)}`; storage `{rel(storage_spec) if '://' not in storage_spec else storage_spec.split('@')[-1]}`.",
           f"- Trials: {len(rows)} complete ({len(feasible)} pass every limit), {pruned} rejected before or stopped during "

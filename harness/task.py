@@ -26,7 +26,6 @@ class Context:
     """What a run knows about its environment (set from the command line / environment)."""
 
     data_dir: Path
-    jena_files: list[Path] | None = None
     log: Callable[[str], None] = print
     cache: dict = field(default_factory=dict)  # per-process memo (loaded data, features)
     epoch_hook: Callable[[int, dict], None] | None = None  # called after every training epoch (search: early stop)
@@ -90,8 +89,12 @@ class TaskBase:
     """Defaults for the optional parts of Task: a task subclasses this and overrides what it needs."""
 
     build_keys: tuple[str, ...] = ()
+    constraint_schema: dict = {}  # this task's [table] in a constraint file (harness.constraints.SECTION_SCHEMA + own keys)
     # Command-line options of this task: (flag, argparse keyword arguments); values reach ctx.options by dest.
     cli_options: tuple[tuple[str, dict], ...] = ()
+
+    def check_constraints(self, section: dict, where: str, reconstructed: bool) -> None:
+        """Cross-key checks of this task's constraint table after schema validation (raise HarnessError)."""
 
     def check_recipe(self, data: dict, where: str) -> dict:
         """Task-specific recipe checks after schema validation; returns the (normalised) data."""
@@ -103,6 +106,9 @@ class TaskBase:
 
     def prepare(self, ctx: Context, section: dict, recipe) -> None:
         """Fill on-disk caches (e.g. features) before builds start in worker processes."""
+
+    def ensure_data(self, ctx: Context, section: dict) -> None:
+        """Find (or download) every input this section needs; raise HarnessError naming what is missing."""
 
     def objectives(self, section: dict) -> list[tuple[str, str]]:
         """(name, direction) per search objective; default: the worst metric/limit ratio, then size."""

@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 
-from harness import optimize
+from harness import shrink
 from harness.tfsetup import keras, seed_everything
 
 
@@ -87,7 +87,7 @@ def fit(model, data, recipe, loss, metrics, log, monitor=("val_loss", "min"), au
     """Train `model` on data = (x_train, y_train, x_val, y_val). Returns (model, info).
 
     augment: optional function (x_batch, y_batch, rng) -> (x_batch, y_batch) applied per batch
-    via a Python generator (keyword spotting); None uses plain array fitting.
+    via a Python generator (e.g. spectrogram masks); None uses plain array fitting.
     """
     train, prune, quant = recipe["train"], recipe["prune"], recipe["quantize"]
     seed_everything(recipe["seed"])
@@ -101,7 +101,7 @@ def fit(model, data, recipe, loss, metrics, log, monitor=("val_loss", "min"), au
     pruned = prune["final_sparsity"] > 0
     first_select_epoch = 0
     if pruned:
-        model, prune_cbs, sched = optimize.wrap_for_pruning(model, total_steps, prune)
+        model, prune_cbs, sched = shrink.wrap_for_pruning(model, total_steps, prune)
         callbacks += prune_cbs
         info["pruning_schedule"] = sched
         first_select_epoch = math.ceil((sched["end_step"] + 1) / steps_per_epoch) - 1
@@ -124,8 +124,8 @@ def fit(model, data, recipe, loss, metrics, log, monitor=("val_loss", "min"), au
     else:
         info["selected_epoch"] = train["epochs"]
     if pruned:
-        model = optimize.strip_pruning(model)
-        info["keras_sparsity"] = round(optimize.keras_sparsity(model), 4)
+        model = shrink.strip_pruning(model)
+        info["keras_sparsity"] = round(shrink.keras_sparsity(model), 4)
     if quant["qat_epochs"]:
         model = _qat(model, data, recipe, loss, metrics, log, pruned, steps_per_epoch)
         info["qat_epochs"] = quant["qat_epochs"]
@@ -135,7 +135,7 @@ def fit(model, data, recipe, loss, metrics, log, monitor=("val_loss", "min"), au
 def _qat(model, data, recipe, loss, metrics, log, pruned, steps_per_epoch):
     k = keras()
     x_tr, y_tr, x_val, y_val = data
-    q = optimize.quantize_aware(model, pruned)
+    q = shrink.quantize_aware(model, pruned)
     epochs = recipe["quantize"]["qat_epochs"]
     final_lr = recipe["train"]["final_learning_rate"] or recipe["train"]["learning_rate"]
     q.compile(optimizer=k.optimizers.Adam(learning_rate=final_lr), loss=loss, metrics=metrics)

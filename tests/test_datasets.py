@@ -25,7 +25,10 @@ def test_resolve_data_dir_precedence(monkeypatch, tmp_path):
     assert resolve_data_dir() == datasets.PROJECT_ROOT / "data"
     monkeypatch.setenv(datasets.DATA_DIR_ENV, str(tmp_path / "env"))
     assert resolve_data_dir() == tmp_path / "env"
+    (tmp_path / "cli").mkdir()
     assert resolve_data_dir(str(tmp_path / "cli")) == tmp_path / "cli"
+    with pytest.raises(HarnessError, match="--data-dir .*missing: no such folder"):
+        resolve_data_dir(str(tmp_path / "missing"))  # a typo never falls through to a download
 
 
 def test_cache_dir_from_env(monkeypatch, tmp_path):

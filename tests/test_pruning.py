@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from harness import convert, optimize
+from harness import convert, shrink
 from harness.measure.interpreter import weight_sparsity
 from harness.recipes import PRUNE_SCHEMA, QUANT_SCHEMA, TRAIN_SCHEMA
 from harness.config import validate
@@ -12,11 +12,11 @@ from tasks.forecast import models
 
 def test_schedule_lands_on_a_pruning_step():
     for total in (7, 40, 100, 1234):
-        begin, end, freq = optimize.pruning_steps(total, {"begin": 0.2, "end": 0.8, "frequency": 0})
+        begin, end, freq = shrink.pruning_steps(total, {"begin": 0.2, "end": 0.8, "frequency": 0})
         assert 0 <= begin < end <= total - 1
         assert (end - begin) % freq == 0
     # the default frequency of 100 would never prune a 40-step run; ours does
-    assert optimize.pruning_steps(40, {"begin": 0.0, "end": 1.0, "frequency": 100})[2] <= 39
+    assert shrink.pruning_steps(40, {"begin": 0.0, "end": 1.0, "frequency": 100})[2] <= 39
 
 
 @pytest.mark.parametrize("mode", ["none", "int8"])

@@ -28,7 +28,7 @@ def jena_slice(tmp_path, jena_2017b):
 
 
 def _run(tmp_path, jena_slice, out, **kw):
-    ctx = Context(data_dir=tmp_path, jena_files=[jena_slice], log=kw.pop("log", lambda m: None))
+    ctx = Context(data_dir=tmp_path, options={"jena": [jena_slice]}, log=kw.pop("log", lambda m: None))
     return run.run_version(ctx, "ml4iot-2022", "a", tasks=["forecast"], out_dir=out, overrides=OVERRIDES, **kw)
 
 

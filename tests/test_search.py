@@ -88,7 +88,7 @@ def test_constraint_values_are_feasible_only_below_zero():
 
 
 def test_search_runs_real_trials_resumes_and_its_best_recipe_reproduces(tmp_path, jena_2020, space):
-    ctx = Context(data_dir=tmp_path, jena_files=[jena_2020], log=lambda m: None)
+    ctx = Context(data_dir=tmp_path, options={"jena": [jena_2020]}, log=lambda m: None)
     cfg = search.SearchConfig(suite="ml4iot-2022", version="a", task="forecast", trials=3, space=space,
                               out_dir=tmp_path / "results", extra_overrides=("train.batch_size=128",))
     res = search.search(ctx, cfg)
@@ -123,7 +123,7 @@ def test_the_search_never_reads_the_test_split(tmp_path, jena_slice, space, monk
     from tasks.forecast.task import TASK
 
     def run_search(out, scramble):
-        ctx = Context(data_dir=tmp_path, jena_files=[jena_slice], log=lambda m: None)
+        ctx = Context(data_dir=tmp_path, options={"jena": [jena_slice]}, log=lambda m: None)
         opened = []
         real_open = Context.open_split
 

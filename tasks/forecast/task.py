@@ -9,7 +9,8 @@ import tempfile
 import numpy as np
 
 from harness import convert, datasets, stats
-from harness.config import Field, one_of
+from harness.config import Field, in_range, one_of
+from harness.constraints import SECTION_SCHEMA
 from harness.errors import HarnessError
 from harness.measure.interpreter import Runner, weight_sparsity
 from harness.measure.latency import inference_ms
@@ -28,8 +29,8 @@ def find_files(ctx: Context) -> list[Path]:
     """--jena files > ML4IOT_JENA (os.pathsep-separated) > <data dir>/jena_climate_2009_2016.csv.zip > download."""
     import os
 
-    if ctx.jena_files:
-        return [Path(p) for p in ctx.jena_files]
+    if ctx.options.get("jena"):
+        return [Path(p) for p in ctx.options["jena"]]
     env = os.environ.get("ML4IOT_JENA")
     if env:
         return [Path(p) for p in env.split(os.pathsep) if p]
@@ -59,13 +60,27 @@ def _verify_official(path: Path) -> None:
         raise HarnessError(f"{jena.OFFICIAL_URL}: downloaded CSV has sha256 {digest}, expected {jena.OFFICIAL_CSV_SHA256}")
 
 
+_positive = in_range(0, lo_open=True)
+CONSTRAINT_SCHEMA = {
+    **SECTION_SCHEMA,
+    "output_steps": Field(int, check=in_range(1, 48)),
+    "input_steps": Field(int, default=6, check=in_range(1, 144)),
+    "max_mae_t_degc": Field(float, check=_positive),
+    "max_mae_rh_pct": Field(float, check=_positive),
+    "max_size_bytes": Field(int, check=in_range(1)),
+}
+
+
 class ForecastTask(TaskBase):
     name = "forecast"
     title = "T/RH forecasting (Jena climate)"
     recipes_dir = Path(__file__).parent / "recipes"
     recipe_schema = {"data": Field(dict, default={}, schema=DATA_SCHEMA)}
     build_keys = ("input_steps", "output_steps")
-    cli_options = (("--profile", {"help": "forecasting evaluation profile: a name in tasks/forecast/profiles/ "
+    constraint_schema = CONSTRAINT_SCHEMA
+    cli_options = (("--jena", {"nargs": "+", "metavar": "FILE",
+                               "help": "Jena climate file(s), CSV or zip, joined in time order"}),
+                   ("--profile", {"help": "forecasting evaluation profile: a name in tasks/forecast/profiles/ "
                                           "(course, full-season) or a TOML file (default: course)"}),)
     limits = [
         Limit("max_mae_t_degc", "mae_t_degc", "MAE(T), test split", "°C", "{:.4f}"),
@@ -85,6 +100,9 @@ class ForecastTask(TaskBase):
             ctx.log(f"  data: {', '.join(f.path for f in s.sources)}: {s.describe()}")
             ctx.cache[key] = s
         return ctx.cache[key]
+
+    def ensure_data(self, ctx, section) -> None:
+        find_files(ctx)
 
     def profile(self, ctx) -> profiles.Profile:
         return profiles.load(ctx.options.get("profile") or "course")

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from harness import convert, stats
-from harness.config import Field, in_range
+from harness.config import Field, in_range, one_of
+from harness.constraints import SECTION_SCHEMA
 from harness.errors import HarnessError
 from harness.measure import latency as lat
 from harness.measure.interpreter import Runner, weight_sparsity
@@ -15,6 +16,7 @@ from harness.task import Build, Context, Limit, Measurement, TaskBase, size_floo
 from harness.train import fit
 from tasks.kws import data as msc
 from tasks.kws import features as feat
+from tasks.kws import latency as latency_protocol
 from tasks.kws import models
 
 AUGMENT_SCHEMA = {
@@ -58,6 +60,16 @@ def augment_fn(cfg: dict):
     return apply
 
 
+CONSTRAINT_SCHEMA = {
+    **SECTION_SCHEMA,
+    "labels": Field(list, item=str, check=lambda v: None if len(v) >= 2 and len(set(v)) == len(v) else "must list >= 2 distinct keywords"),
+    "split": Field(str, check=one_of("course", "course-pair", "hash")),
+    "min_accuracy_pct": Field(float, default=None, check=lambda v: None if v is None or 0 < v < 100 else "must be in (0, 100)"),
+    "max_size_bytes": Field(int, default=None),
+    "latency": Field(dict, default=None, schema=latency_protocol.SCHEMA),
+}
+
+
 class KwsTask(TaskBase):
     name = "kws"
     title = "Keyword spotting (mini Speech Commands)"
@@ -67,6 +79,7 @@ class KwsTask(TaskBase):
         "augment": Field(dict, default={}, schema=AUGMENT_SCHEMA),
     }
     build_keys = ("labels", "split")
+    constraint_schema = CONSTRAINT_SCHEMA
     limits = [
         Limit("min_accuracy_pct", "accuracy_pct", "Accuracy, test split", "%", "{:.2f}"),
         Limit("max_size_bytes", "size_bytes", "Size of the submitted file", "B", "{:,.0f}"),
@@ -90,6 +103,14 @@ class KwsTask(TaskBase):
         if acc is not None and section.get("min_accuracy_pct") and 100 * acc < section["min_accuracy_pct"] - 10:
             return f"val accuracy {100 * acc:.1f} % far below the limit"
         return None
+
+    def check_constraints(self, section, where, reconstructed):
+        lat_ = section["latency"]
+        if lat_ and lat_["discard"] >= lat_["runs"]:
+            raise HarnessError(f"{where}: key 'kws.latency.discard' must be < kws.latency.runs")
+        for key in ("min_accuracy_pct", "max_size_bytes"):
+            if section[key] is None and not reconstructed:
+                raise HarnessError(f"{where}: missing required key 'kws.{key}'")
 
     def check_recipe(self, data: dict, where: str) -> dict:
         data["features"] = feat.PreprocessingArgs.from_dict(data["features"], where=f"{where}: [features]").to_dict()
@@ -118,6 +139,11 @@ class KwsTask(TaskBase):
                 corpus.check(items)
             ctx.cache[key] = (s, source)
         return ctx.cache[key]
+
+    def ensure_data(self, ctx, section) -> None:
+        self.corpus(ctx)
+        if section["split"] != "hash":
+            msc.find_split_lists(ctx.data_dir)
 
     def prepare(self, ctx, section, recipe) -> None:
         for split in ("train", "val"):
@@ -220,7 +246,7 @@ class KwsTask(TaskBase):
                             f"{course_acc['accuracy_pct']:.2f} % ({course_acc['correct']} / {n})"))
         proto = section.get("latency")
         if latency and proto:
-            res = self.latency(ctx, section, args, runner, proto, s[split])
+            res = latency_protocol.measure(self.corpus(ctx), args, runner, proto, s[split])
             metrics["latency_ms"] = res["metric_ms"]
             details["latency"] = res
             rows.append(("Latency protocol", res["protocol_text"]))
@@ -246,75 +272,6 @@ class KwsTask(TaskBase):
             x = np.asarray(fn(audio))[None, :, :, None]
             correct += int(runner(x).argmax() == yi)
         return {"correct": correct, "accuracy_pct": 100.0 * correct / len(y)}
-
-    def latency(self, ctx, section, args, runner, proto, test_items) -> dict:
-        extractor = feat.NumpyFeatures(args)
-        shape = runner.input_shape
-        interp = runner.interpreter
-        idx_in, idx_out = runner.inp["index"], runner.out["index"]
-        read_out = proto["read_output"]
-        rng = np.random.default_rng(0)
-        fixed_normal = rng.standard_normal(16000).astype(np.float32)
-        corpus = self.corpus(ctx)
-        clips = []
-        if proto["input"] == "test-clips":
-            clips = [corpus.raw(label, stem) for label, stem in test_items]  # file reads stay outside the timer
-
-        def preprocess(i):
-            if proto["input"] == "uniform-48k":
-                x = rng.uniform(0.0, 1.0, 48000).astype(np.float32)  # a fresh random clip per run, as the course script
-                t0 = time.perf_counter()
-                f = extractor.resample_from(x, 48000)
-            elif proto["input"] == "normal-16k":
-                t0 = time.perf_counter()
-                f = extractor(fixed_normal / np.float32(32767.0))
-            else:
-                data = clips[i % len(clips)]
-                t0 = time.perf_counter()
-                f = extractor.from_int16(msc.decode_clip(data, "latency clip"))
-            f = f.reshape(shape)
-            return f, time.perf_counter() - t0
-
-        def step(i):
-            f, pre = preprocess(i)
-            t0 = time.perf_counter()
-            interp.set_tensor(idx_in, f)
-            interp.invoke()
-            if read_out:
-                interp.get_tensor(idx_out)
-            return pre, time.perf_counter() - t0
-
-        runs = proto["runs"] * (len(clips) if proto["input"] == "test-clips" else 1)
-        samples = lat.time_runs(step, runs, proto["discard"], sleep_s=proto["sleep_s"])
-        res = lat.summarize(samples, proto["statistic"])
-        res["metric_ms"] = res["model_ms"] if proto["scope"] == "inference" else res["total_ms"]
-        res["harness_warmup_runs"] = lat.HARNESS_WARMUP
-        res["protocol_text"] = (
-            f"{proto['scope']} latency, {proto['statistic']} of {res['n']} runs "
-            f"({proto['discard']} discarded), input {proto['input']}, output {'read' if read_out else 'not read'}; "
-            f"+{lat.HARNESS_WARMUP} untimed warm-up runs; course device: {proto['device']}")
-        res["eager_tf_signal_total_median_ms"] = self.eager_total_median_ms(args, runner, proto)
-        return res
-
-    def eager_total_median_ms(self, args, runner, proto, runs: int = 30) -> float:
-        """The course-style pipeline (eager tf.signal + the same model) timed in the same run, for comparison."""
-        rng = np.random.default_rng(1)
-        interp, idx_in, idx_out = runner.interpreter, runner.inp["index"], runner.out["index"]
-        from_48k = proto["input"] == "uniform-48k"
-
-        def step(_):
-            x = rng.uniform(0.0, 1.0, 48000 if from_48k else 16000).astype(np.float32)
-            t0 = time.perf_counter()
-            if from_48k:
-                x = feat.resample(x, 48000 // 16000)  # the course resamples with scipy before tf.signal
-            f = feat.tf_reference_features(x, args).reshape(runner.input_shape)
-            t1 = time.perf_counter()
-            interp.set_tensor(idx_in, f)
-            interp.invoke()
-            interp.get_tensor(idx_out)
-            return t1 - t0, time.perf_counter() - t1
-
-        return lat.summarize(lat.time_runs(step, runs, warmup=3), "median")["total_median_ms"]
 
     def size_floor_bytes(self, ctx, section, recipe) -> int:
         args = feat.PreprocessingArgs.from_dict(recipe["features"])

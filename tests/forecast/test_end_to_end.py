@@ -18,7 +18,7 @@ def jena_slice(tmp_path, jena_2017b):
 
 
 def _run(tmp_path, jena_slice, out, **kw):
-    ctx = Context(data_dir=tmp_path, jena_files=[jena_slice], log=lambda m: None)
+    ctx = Context(data_dir=tmp_path, options={"jena": [jena_slice]}, log=lambda m: None)
     return run.run_version(ctx, "ml4iot-2022", "a", tasks=["forecast"], out_dir=out,
                            overrides=["train.epochs=1", "train.batch_size=128"], **kw)
 
@@ -55,7 +55,7 @@ def test_verdict_follows_the_numbers_and_the_limits(tmp_path, jena_slice):
     for c in rep["checks"]:
         assert c["passed"] == (m[c["metric"]] < c["limit"]), c
     assert rep["passed"] == all(c["passed"] for c in rep["checks"])
-    ctx = Context(data_dir=tmp_path, jena_files=[jena_slice], log=lambda m: None)
+    ctx = Context(data_dir=tmp_path, options={"jena": [jena_slice]}, log=lambda m: None)
     cons = constraints.load("ml4iot-2022", "a")
     for value, expect in ((m["mae_t_degc"], False), (1e-9, False), (m["mae_t_degc"] * 1.5 + 10, True)):
         section = dict(cons.data["forecast"], max_mae_t_degc=value, max_mae_rh_pct=100.0, max_size_bytes=10**6)
@@ -73,7 +73,7 @@ def test_seeds_are_an_axis_and_every_seed_must_pass(tmp_path, jena_slice):
     assert mae["spread"]["n"] == 3 and mae["spread"]["min"] <= mae["spread"]["mean"] <= mae["spread"]["max"]
     assert mae["values"] == [s["metrics"]["mae_t_degc"] for s in rep["seeds"]]
     # a limit between the best and the worst seed: some seeds pass, so the recipe does not
-    ctx = Context(data_dir=tmp_path, jena_files=[jena_slice], log=lambda m: None)
+    ctx = Context(data_dir=tmp_path, options={"jena": [jena_slice]}, log=lambda m: None)
     cons = constraints.load("ml4iot-2022", "a")
     middle = (mae["spread"]["min"] + mae["spread"]["max"]) / 2
     section = dict(cons.data["forecast"], max_mae_t_degc=middle, max_mae_rh_pct=100.0, max_size_bytes=10**6)
@@ -104,7 +104,7 @@ def test_same_recipe_twice_gives_byte_identical_tflite(tmp_path, jena_slice):
 
 
 def test_lab_mlp_with_pruning_and_int8_runs_end_to_end(tmp_path, jena_slice):
-    ctx = Context(data_dir=tmp_path, jena_files=[jena_slice], log=lambda m: None)
+    ctx = Context(data_dir=tmp_path, options={"jena": [jena_slice]}, log=lambda m: None)
     cons = constraints.load("ml4iot-2022", "b")
     out = run.run_task(ctx, cons, "forecast", overrides=[
         "model.name=\"mlp\"", "model.width=0.1", "train.epochs=2", "train.batch_size=64", "train.loss=\"mse\"",
@@ -113,8 +113,8 @@ def test_lab_mlp_with_pruning_and_int8_runs_end_to_end(tmp_path, jena_slice):
 
 
 def test_full_season_profile_reports_its_split_the_baseline_and_error_by_month(tmp_path, jena_2017b, jena_2020):
-    ctx = Context(data_dir=tmp_path, jena_files=[jena_2017b, jena_2020], log=lambda m: None,
-                  options={"profile": "full-season"})
+    ctx = Context(data_dir=tmp_path, options={"jena": [jena_2017b, jena_2020], "profile": "full-season"},
+                  log=lambda m: None)
     out = tmp_path / "results"
     rep = run.run_version(ctx, "ml4iot-2022", "a", tasks=["forecast"], out_dir=out, overrides=["train.epochs=1"])
     task = rep["tasks"][0]
@@ -127,6 +127,6 @@ def test_full_season_profile_reports_its_split_the_baseline_and_error_by_month(t
     assert "Evaluation profile: full-season" in md and "| 2020-03 " in md and "| 2020-12 " in md
     assert (version / "forecast" / "error-by-month-test.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # the course profile on the same files is another build (the profile is part of the data fingerprint)
-    ctx2 = Context(data_dir=tmp_path, jena_files=[jena_2017b, jena_2020], log=lambda m: None)
+    ctx2 = Context(data_dir=tmp_path, options={"jena": [jena_2017b, jena_2020]}, log=lambda m: None)
     course = run.run_task(ctx2, constraints.load("ml4iot-2022", "a"), "forecast", overrides=["train.epochs=1"])
     assert course.report["seeds"][0]["build_key"] != task["seeds"][0]["build_key"]

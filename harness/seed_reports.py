@@ -1,5 +1,6 @@
-"""Seed-report reproduction: run each report's configuration through the harness and put our measured
-numbers beside the ones the report claimed (tasks/seeds.toml)."""
+"""Seed-report reproduction: run each original group report's configuration through the harness and put our
+measured numbers beside the ones the report claimed (tasks/seed_reports.toml). "Seed" here means the five
+original reports the project started from, not a random seed."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,11 +12,17 @@ from harness.config import Field, read_toml, validate
 from harness.errors import HarnessError
 from harness.task import Context
 
-ROOT = Path(__file__).resolve().parents[1]
-SEEDS_FILE = ROOT / "tasks" / "seeds.toml"
-CLAIM_KEYS = {"accuracy_pct": ("accuracy", "%", "{:.2f}"), "mae_t_degc": ("MAE(T)", "°C", "{:.3f}"),
-              "mae_rh_pct": ("MAE(RH)", "%RH", "{:.3f}"), "size_bytes": ("size", "B", "{:,.0f}"),
-              "latency_ms": ("latency", "ms", "{:.3f}")}
+from harness.paths import ROOT
+
+SEEDS_FILE = ROOT / "tasks" / "seed_reports.toml"
+
+
+def claim_keys(task_name: str) -> dict:
+    """What a report can claim for a task: the metrics its limits check (label, unit, format)."""
+    from harness.report import short_label
+    from harness.task import get
+
+    return {lim.metric: (short_label(lim.label), lim.unit, lim.fmt) for lim in get(task_name).limits}
 SEED_SCHEMA = {
     "id": Field(str), "report": Field(str), "suite": Field(str), "version": Field(str),
     "task": Field(str), "recipe": Field(str), "claimed": Field(dict), "note": Field(str, default=""),
@@ -27,17 +34,38 @@ def load(path: Path = SEEDS_FILE) -> list[dict]:
     out = []
     for i, table in enumerate(raw.get("seed", [])):
         s = validate(table, SEED_SCHEMA, str(path), f"seed[{i}].")
-        unknown = set(s["claimed"]) - set(CLAIM_KEYS)
+        known = claim_keys(s["task"])
+        unknown = set(s["claimed"]) - set(known)
         if unknown:
-            raise HarnessError(f"{path}: seed[{i}].claimed has unknown key '{sorted(unknown)[0]}' (known: {', '.join(CLAIM_KEYS)})")
+            raise HarnessError(f"{path}: seed[{i}].claimed has unknown key '{sorted(unknown)[0]}' (known: {', '.join(known)})")
         out.append(s)
     return out
 
 
+def _previous(out_dir: Path) -> dict:
+    """Rows of an earlier table by id, so that --only updates its rows and keeps the others."""
+    import json
+
+    try:
+        return {r["seed"]["id"]: r for r in json.loads((out_dir / "seed_reports.json").read_text())}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
 def reproduce(ctx: Context, only: list[str] | None = None, out_dir: Path = run.RESULTS_DIR) -> Path:
+    entries = load()
+    unknown = sorted(set(only or ()) - {s["id"] for s in entries})
+    if unknown:
+        raise HarnessError(f"{SEEDS_FILE}: no seed report with id {', '.join(map(repr, unknown))} "
+                           f"(known: {', '.join(s['id'] for s in entries)})")
+    previous = _previous(out_dir)
     rows, records = [], []
-    for s in load():
+    for s in entries:
         if only and s["id"] not in only:
+            old = previous.get(s["id"])
+            if old:
+                rows.append(old["row"])
+                records.append(old)
             continue
         recipe = ROOT / s["recipe"]
         if not recipe.is_file():
@@ -46,13 +74,12 @@ def reproduce(ctx: Context, only: list[str] | None = None, out_dir: Path = run.R
             continue
         ctx.log(f"== seed {s['id']}: {s['report']}")
         cons = constraints.load(s["suite"], s["version"])
-        outcome = run.run_task(ctx, cons, s["task"], recipe_path=recipe, out_dir=out_dir,
-                               artifact_dir=out_dir / "seeds" / s["id"])
+        outcome = run.run_task(ctx, cons, s["task"], recipe_path=recipe, artifact_dir=out_dir / "seed-reports" / s["id"])
         rep = outcome.report
         measured = dict(rep["metrics"])
         claimed_txt, ours_txt = [], []
         for key, value in s["claimed"].items():
-            label, unit, fmt = CLAIM_KEYS[key]
+            label, unit, fmt = claim_keys(s["task"])[key]
             claimed_txt.append(f"{label} {fmt.format(value)} {unit}")
             ours = measured.get(key)
             ours_txt.append(f"{label} {fmt.format(ours)} {unit}" if ours is not None else f"{label} not measured")
@@ -60,17 +87,18 @@ def reproduce(ctx: Context, only: list[str] | None = None, out_dir: Path = run.R
         rows.append([s["id"], s["report"], "; ".join(claimed_txt), "; ".join(ours_txt),
                      f"{verdict} ({s['suite']} {s['version']})", s["note"]])
         records.append({"seed": s, "measured": measured, "passed": outcome.passed, "artifact": rep["artifact"],
-                        "recipe_summary": rep["recipe_summary"], "data": rep["data"]})
+                        "recipe_summary": rep["recipe_summary"], "data": rep["data"], "row": rows[-1],
+                        "commit": rep["commit"]})
     table = tabulate(rows, headers=["Seed", "Report", "Claimed (their data, their device)", "Measured here (deployed file)",
                                     "Our verdict", "Note"], tablefmt="github", disable_numparse=True)
     from harness import hostinfo
 
     md = ("# Seed reports reproduced through the harness\n\n"
           "Each row runs the report's configuration (recipe under `tasks/*/recipes/seeds/`) through the same code as "
-          "`make version-*` and measures the deployed file. Their numbers come from other data (the 2009–2016 Jena file; "
-          "the course's msc-* folders for 2022/23+, here the substitute split) and other devices (Raspberry Pi, Deepnote); "
+          "`make version-*` and measures the deployed file. Their numbers come from other data and other devices "
+          "(each row's note says which); "
           f"our latencies are this host's ({hostinfo.host_line()}). Commit `{hostinfo.commit()}`.\n\n" + table + "\n")
-    path = out_dir / "seeds.md"
+    path = out_dir / "seed_reports.md"
+    atomic.write_json(out_dir / "seed_reports.json", records)
     atomic.write_text(path, md)
-    atomic.write_json(out_dir / "seeds.json", records)
     return path
