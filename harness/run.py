@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from harness import atomic, check, constraints, datasets, hostinfo, package, publish, recipes, report, stats
+from harness import atomic, check, constraints, convert, datasets, hostinfo, package, publish, recipes, report, stats
 from harness.errors import HarnessError
 from harness.recipes import Recipe
-from harness.task import Build, Context
+from harness.task import Build, Context, Trained
 from harness.task import get as get_task
 from harness.tfsetup import keras, quiet_stderr, seed_everything
 
@@ -92,10 +92,22 @@ def load_cached(key: str, log) -> Build | None:
     return Build(blob, info)
 
 
+def convert_trained(trained: Trained, recipe: Recipe) -> Build:
+    """The one conversion step: the recipe's PTQ variant, calibrated on the task's fixed calibration inputs."""
+    calib = trained.calibration[: recipe["quantize"]["calibration_samples"]]
+
+    def calibration():
+        for i in range(len(calib)):
+            yield [calib[i : i + 1]]
+
+    tflite = convert.to_tflite(trained.model, recipe["quantize"]["mode"], calibration)
+    return Build(tflite=tflite, info=dict(trained.info, quantize=recipe["quantize"]["mode"]))
+
+
 def build_and_store(ctx: Context, task, section: dict, recipe: Recipe, key: str) -> Build:
     with quiet_stderr():  # TensorFlow's runtime writes C++ log lines straight to fd 2
         fresh_session(recipe["seed"])
-        b = task.build(ctx, section, recipe)
+        b = convert_trained(task.train(ctx, section, recipe), recipe)
         keras().backend.clear_session()  # drop the training graph and its input pipeline before measuring
         gc.collect()
     b.info["tflite_sha256"] = hashlib.sha256(b.tflite).hexdigest()
@@ -327,8 +339,9 @@ def _previous(final: Path) -> dict | None:
 
 def run_version(ctx: Context, suite: str, version: str, tasks: list[str] | None = None,
                 recipe_paths: dict[str, Path] | None = None, overrides: list[str] | None = None,
-                out_dir: Path = RESULTS_DIR, use_cache: bool = True, seeds: int = 1, jobs: int = 1) -> dict:
-    cons = constraints.load(suite, version)
+                out_dir: Path = RESULTS_DIR, use_cache: bool = True, seeds: int = 1, jobs: int = 1,
+                constraints_dir: Path | None = None) -> dict:
+    cons = constraints.load(suite, version, root=constraints_dir or constraints.CONSTRAINTS_DIR)
     wanted = [t for t in cons.tasks if not tasks or t in tasks]
     if not wanted:
         raise HarnessError(f"{cons.rel_path}: none of the requested tasks ({', '.join(tasks or [])}) is in this version")

@@ -267,6 +267,7 @@ class SearchConfig:
     out_dir: Path = run.RESULTS_DIR
     seed: int = 0
     seeds: int = 2
+    constraints_dir: Path | None = None
     sampler: str = "tpe"
     prune_warmup_epochs: int = 2
     extra_overrides: tuple = ()
@@ -308,7 +309,7 @@ def search(ctx: Context, cfg: SearchConfig) -> dict:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # TPE options we rely on
-    cons = constraints.load(cfg.suite, cfg.version)
+    cons = constraints.load(cfg.suite, cfg.version, root=cfg.constraints_dir or constraints.CONSTRAINTS_DIR)
     if cfg.task not in cons.tasks:
         raise HarnessError(f"{cons.rel_path} has no [{cfg.task}] table")
     task = get_task(cfg.task)

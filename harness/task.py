@@ -45,6 +45,15 @@ class SealedSplitError(RuntimeError):
 
 
 @dataclass
+class Trained:
+    """What a task's training returns; the harness converts, packages and measures it."""
+
+    model: object  # the Keras model to deploy: its inputs and outputs are what the artifact takes and gives
+    calibration: object  # fixed int8 calibration inputs, [N, ...] (the first training samples)
+    info: dict  # training facts for the JSON report
+
+
+@dataclass
 class Build:
     tflite: bytes
     info: dict  # training / conversion facts for the JSON report
@@ -74,7 +83,7 @@ class Task(Protocol):
 
     def data_fingerprint(self, ctx: Context, section: dict, recipe) -> dict: ...
 
-    def build(self, ctx: Context, section: dict, recipe) -> Build: ...
+    def train(self, ctx: Context, section: dict, recipe) -> Trained: ...
 
     def measure(self, ctx: Context, section: dict, recipe, tflite: bytes, split: str = "test",
                 latency: bool = True) -> Measurement:

@@ -8,13 +8,13 @@ import tempfile
 
 import numpy as np
 
-from harness import convert, datasets, stats
+from harness import datasets, stats
 from harness.config import Field, in_range, one_of
 from harness.constraints import SECTION_SCHEMA
 from harness.errors import HarnessError
 from harness.measure.interpreter import Runner, weight_sparsity
 from harness.measure.latency import inference_ms
-from harness.task import Build, Context, Limit, Measurement, TaskBase, size_floor
+from harness.task import Context, Limit, Measurement, TaskBase, Trained, size_floor
 from harness.train import fit
 from tasks.forecast import data as jena
 from tasks.forecast import models, monthly, profiles, windows
@@ -159,7 +159,7 @@ class ForecastTask(TaskBase):
                             delta_scale=[float(max(v, 1e-3)) for v in pers])
 
     # -- build ---------------------------------------------------------------------------------
-    def build(self, ctx, section, recipe) -> Build:
+    def train(self, ctx, section, recipe) -> Trained:
         w = self.windows(ctx, section, recipe)
         K = section["output_steps"]
         st = self.stats(w, K)
@@ -173,16 +173,9 @@ class ForecastTask(TaskBase):
         trained, info = fit(bundle.model, (w.x["train"], w.y["train"], w.x["val"], w.y["val"]), recipe,
                             loss=loss, metrics=None, log=ctx.log, epoch_hook=ctx.epoch_hook)
         deployed = bundle.export(trained)
-        calib = w.x["train"][: recipe["quantize"]["calibration_samples"]]  # fixed: the first training windows
-
-        def calibration():
-            for i in range(len(calib)):
-                yield [calib[i : i + 1]]
-
-        tflite = convert.to_tflite(deployed, recipe["quantize"]["mode"], calibration)
         info.update({"params_trained": int(bundle.model.count_params()), "params_deployed": int(deployed.count_params()),
                      "loss": loss_name})
-        return Build(tflite=tflite, info=info)
+        return Trained(model=deployed, calibration=w.x["train"], info=info)  # calibration: the first training windows
 
     # -- measure -------------------------------------------------------------------------------
     def target_days(self, ctx, section, recipe, split: str) -> np.ndarray:

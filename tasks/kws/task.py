@@ -6,13 +6,13 @@ from pathlib import Path
 
 import numpy as np
 
-from harness import convert, stats
+from harness import stats
 from harness.config import Field, in_range, one_of
 from harness.constraints import SECTION_SCHEMA
 from harness.errors import HarnessError
 from harness.measure import latency as lat
 from harness.measure.interpreter import Runner, weight_sparsity
-from harness.task import Build, Context, Limit, Measurement, TaskBase, size_floor
+from harness.task import Context, Limit, Measurement, TaskBase, Trained, size_floor
 from harness.train import fit
 from tasks.kws import data as msc
 from tasks.kws import features as feat
@@ -175,7 +175,7 @@ class KwsTask(TaskBase):
         return f"{fp['corpus']}; {fp['split_source']}; clips: {counts}; every clip zero-padded to 1 s, none skipped"
 
     # -- build ---------------------------------------------------------------------------------
-    def build(self, ctx, section, recipe) -> Build:
+    def train(self, ctx, section, recipe) -> Trained:
         from harness.tfsetup import keras
 
         k = keras()
@@ -199,15 +199,8 @@ class KwsTask(TaskBase):
         trained, info = fit(model, (x_tr, y_tr_fit, x_val, y_val_fit), recipe, loss=loss, metrics=metrics, log=ctx.log,
                             monitor=monitor, augment=augment_fn(recipe["augment"]), epoch_hook=ctx.epoch_hook)
         deployed = k.Sequential([trained, k.layers.Softmax(name="probabilities")], name="kws")
-        calib = x_tr[: recipe["quantize"]["calibration_samples"]]  # fixed: the first clips of the training list
-
-        def calibration():
-            for i in range(len(calib)):
-                yield [calib[i : i + 1]]
-
-        tflite = convert.to_tflite(deployed, recipe["quantize"]["mode"], calibration)
         info.update({"params": int(model.count_params())})
-        return Build(tflite=tflite, info=info)
+        return Trained(model=deployed, calibration=x_tr, info=info)  # calibration: the first clips of the training list
 
     # -- measure -------------------------------------------------------------------------------
     def measure(self, ctx, section, recipe, tflite, split="test", latency=True) -> Measurement:

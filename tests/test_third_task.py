@@ -1,0 +1,48 @@
+"""The seam: a third task that lives only under tests/ runs end to end (run, check, report, search)."""
+import json
+from pathlib import Path
+
+import pytest
+
+from harness import constraints, run, search
+from harness import task as tasks
+from harness.task import Context
+
+TOY = Path(__file__).parent / "toy_task"
+
+
+@pytest.fixture()
+def toy(monkeypatch):
+    monkeypatch.setitem(tasks._REGISTRY, "toy", "tests.toy_task.task")
+    yield
+    tasks._REGISTRY.pop("toy", None)
+
+
+def test_a_third_task_runs_checks_and_reports_without_harness_changes(tmp_path, toy):
+    ctx = Context(data_dir=tmp_path, log=lambda m: None)
+    rep = run.run_version(ctx, "toy", "a", out_dir=tmp_path / "out", seeds=2, constraints_dir=TOY / "constraints")
+    task = rep["tasks"][0]
+    assert task["task"] == "toy" and len(task["seeds"]) == 2
+    mae = task["checks"][0]
+    assert mae["passed"] == all(v < 0.5 for v in mae["values"])
+    assert task["passed"] == all(s["passed"] for s in task["seeds"])
+    assert task["baselines"][0]["name"] == "Train mean" and not task["baselines"][0]["passes_all"]
+    version = tmp_path / "out" / "toy" / "version-a"
+    assert (version / "toy" / "model.tflite.zlib").is_file()
+    assert "Toy regression (tests only)" in (version / "report.md").read_text()
+    assert json.loads((version / "report.json").read_text())["suite"] == "toy"
+    # the constraint file's [toy] table is validated by the task's own schema
+    bad = tmp_path / "toy" / "version-a.toml"
+    bad.parent.mkdir()
+    bad.write_text((TOY / "constraints" / "toy" / "version-a.toml").read_text().replace("samples = 400", "samples = 3"))
+    with pytest.raises(Exception, match="toy.samples"):
+        constraints.load_file(bad)
+
+
+def test_a_third_task_can_be_searched(tmp_path, toy):
+    ctx = Context(data_dir=tmp_path, log=lambda m: None)
+    cfg = search.SearchConfig(suite="toy", version="a", task="toy", trials=3, out_dir=tmp_path / "out",
+                              constraints_dir=TOY / "constraints", seeds=1)
+    res = search.search(ctx, cfg)
+    assert res["complete"] == 3 and res["best"] is not None
+    assert (tmp_path / "out" / "toy" / "search-a-toy.best.toml").is_file()
