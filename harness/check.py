@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from harness.task import Limit
+from harness.limits import Limit, lookup, operator  # noqa: F401  (lookup, operator: used by callers)
 
 
 @dataclass
@@ -30,20 +30,6 @@ class CheckRow:
 
     def result_text(self) -> str:
         return {True: "PASS", False: "FAIL", None: "info"}[self.passed]
-
-
-def lookup(section: dict, dotted: str):
-    node = section
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or node.get(part) is None:
-            return None
-        node = node[part]
-    return node
-
-
-def operator(limit_key: str) -> str:
-    """`max_*` keys need measured < limit, `min_*` keys measured > limit."""
-    return "<" if limit_key.rsplit(".", 1)[-1].startswith("max_") else ">"
 
 
 def passes(value: float | None, op: str, limit: float) -> bool:

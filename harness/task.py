@@ -9,16 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol
 
-
-@dataclass(frozen=True)
-class Limit:
-    """How one constraint key is checked: `max_*` keys need measured < limit, `min_*` keys measured > limit."""
-
-    key: str  # constraint key, e.g. "max_mae_t_degc"
-    metric: str  # measured metric key, e.g. "mae_t_degc"
-    label: str  # row label in the table
-    unit: str  # printed unit
-    fmt: str = "{:.3f}"
+from harness.limits import Limit  # noqa: F401  (part of the task interface)
 
 
 @dataclass
@@ -124,7 +115,7 @@ class TaskBase:
         return [("worst_limit_ratio", "minimize"), ("size_bytes", "minimize")]
 
     def objective_values(self, section: dict, metrics: dict) -> list[float]:
-        from harness.check import lookup, operator
+        from harness.limits import lookup, operator
 
         vals = []
         for name, _ in self.objectives(section):
