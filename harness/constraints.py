@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.config import Field, in_range, one_of, read_toml, validate
+from harness.config import Field, one_of, read_toml, validate
 from harness.errors import HarnessError
 
 from harness.paths import CONSTRAINTS_DIR, rel

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from harness import check, constraints, recipes, run, stats
+from harness import builds, check, constraints, recipes, stats
 from harness.task import Limit, get, size_floor
 
 LIMITS = [Limit("max_err", "err", "Error, test split", "u"), Limit("min_acc", "acc", "Accuracy", "%"),
@@ -100,10 +100,10 @@ def test_build_key_changes_with_what_shapes_the_model_only():
     section = cons.task("forecast")
     r = recipes.load(recipes.default_path(task, "ml4iot-2022", "a"), task)
     fp = {"files": ["x"]}
-    key = run.build_key(task, section, r, fp)
-    assert key == run.build_key(task, section, r, fp)
-    assert key == run.build_key(task, dict(section, max_mae_t_degc=0.1, size_formats=["zlib"]), r, fp)
-    assert key == run.build_key(task, section, recipes.load(r.path, task, ['package.format="tflite"']), fp)
-    assert key != run.build_key(task, section, run.with_seed(r, 7), fp)
-    assert key != run.build_key(task, dict(section, output_steps=9), r, fp)
-    assert key != run.build_key(task, section, r, {"files": ["y"]})
+    key = builds.build_key(task, section, r, fp)
+    assert key == builds.build_key(task, section, r, fp)
+    assert key == builds.build_key(task, dict(section, max_mae_t_degc=0.1, size_formats=["zlib"]), r, fp)
+    assert key == builds.build_key(task, section, recipes.load(r.path, task, ['package.format="tflite"']), fp)
+    assert key != builds.build_key(task, section, builds.with_seed(r, 7), fp)
+    assert key != builds.build_key(task, dict(section, output_steps=9), r, fp)
+    assert key != builds.build_key(task, section, r, {"files": ["y"]})

@@ -1,7 +1,6 @@
 """Keyword spotting on mini Speech Commands (Homework 2, Ex 2 / single exercise), as a harness task."""
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +9,6 @@ from harness import stats
 from harness.config import Field, in_range, one_of
 from harness.constraints import SECTION_SCHEMA
 from harness.errors import HarnessError
-from harness.measure import latency as lat
 from harness.measure.interpreter import Runner, weight_sparsity
 from harness.task import Context, Limit, Measurement, TaskBase, Trained, size_floor
 from harness.train import fit

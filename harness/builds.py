@@ -1,0 +1,167 @@
+"""Builds: one trained and converted model per (recipe, seed), kept in a verified cache, built in parallel.
+
+The cache key covers only what shapes the .tflite (the task's build keys of the constraint section, the recipe
+without packaging, the data fingerprint, the code, library versions and numeric settings); every entry
+carries the sha256 of its model and is checked on reuse.
+"""
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+from harness import atomic, convert, datasets, hostinfo
+from harness.errors import HarnessError
+from harness.paths import ROOT
+from harness.recipes import Recipe
+from harness.task import Build, Context, Trained
+from harness.task import get as get_task
+from harness.tfsetup import keras, quiet_stderr, seed_everything
+
+
+def code_fingerprint(task_name: str) -> str:
+    """Hash of the code a build depends on: a code change invalidates cached builds."""
+    import importlib
+
+    h = hashlib.sha256()
+    task_dir = Path(importlib.import_module(type(get_task(task_name)).__module__).__file__).parent
+    for folder in (ROOT / "harness", task_dir):
+        for p in sorted(folder.rglob("*.py")):
+            h.update(str(p.relative_to(folder.parent)).encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def seeds_of(recipe: Recipe, n: int) -> list[int]:
+    """The recipe's seed and the n - 1 that follow it: fixed by the recipe, never picked after the fact."""
+    if n < 1:
+        raise HarnessError(f"--seeds must be >= 1 (got {n})")
+    return [recipe["seed"] + i for i in range(n)]
+
+
+def with_seed(recipe: Recipe, seed: int) -> Recipe:
+    data = dict(recipe.data)
+    data["seed"] = int(seed)
+    return Recipe(path=recipe.path, data=data)
+
+
+def build_key(task, section: dict, recipe: Recipe, data_fp: dict) -> str:
+    """Only what shapes the .tflite: limits and the submitted format (packaging) do not, so versions that
+    differ only there share one build."""
+    payload = {"task": task.name, "section": {k: section[k] for k in task.build_keys if k in section},
+               "recipe": {k: v for k, v in recipe.data.items() if k not in ("package", "description")}, "data": data_fp,
+               "code": code_fingerprint(task.name), "versions": hostinfo.versions(), "pins": hostinfo.numeric_pins()}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def fresh_session(seed: int) -> None:
+    """Reset Keras' auto-numbered names (they are written into the .tflite) and all seeds."""
+    keras().backend.clear_session()
+    seed_everything(seed)
+
+
+# -- the build cache ------------------------------------------------------------------------------
+
+def _cache_folder(key: str) -> Path:
+    return datasets.cache_dir() / "builds" / key
+
+
+def load_cached(key: str, log) -> Build | None:
+    """A cached build, or None. Every entry carries the sha256 of its model; a damaged one is reported and dropped."""
+    folder = _cache_folder(key)
+    model_path, info_path = folder / "model.tflite", folder / "build.json"
+    if not info_path.is_file():
+        return None
+    try:
+        info = json.loads(info_path.read_text())
+        blob = model_path.read_bytes()
+        expected = info["tflite_sha256"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        log(f"  cache entry {folder} is unreadable ({type(e).__name__}); rebuilding")
+        shutil.rmtree(folder, ignore_errors=True)
+        return None
+    if hashlib.sha256(blob).hexdigest() != expected:
+        log(f"  cache entry {model_path} is damaged (sha256 differs from its record); rebuilding")
+        shutil.rmtree(folder, ignore_errors=True)
+        return None
+    return Build(blob, info)
+
+
+def convert_trained(trained: Trained, recipe: Recipe) -> Build:
+    """The one conversion step: the recipe's PTQ variant, calibrated on the task's fixed calibration inputs."""
+    calib = trained.calibration[: recipe["quantize"]["calibration_samples"]]
+
+    def calibration():
+        for i in range(len(calib)):
+            yield [calib[i : i + 1]]
+
+    tflite = convert.to_tflite(trained.model, recipe["quantize"]["mode"], calibration)
+    return Build(tflite=tflite, info=dict(trained.info, quantize=recipe["quantize"]["mode"]))
+
+
+def build_and_store(ctx: Context, task, section: dict, recipe: Recipe, key: str) -> Build:
+    with quiet_stderr():  # TensorFlow's runtime writes C++ log lines straight to fd 2
+        fresh_session(recipe["seed"])
+        b = convert_trained(task.train(ctx, section, recipe), recipe)
+        keras().backend.clear_session()  # drop the training graph and its input pipeline before measuring
+        gc.collect()
+    b.info["tflite_sha256"] = hashlib.sha256(b.tflite).hexdigest()
+    b.info["built_on"] = hostinfo.build_host()
+    folder = _cache_folder(key)
+    try:
+        atomic.write_bytes(folder / "model.tflite", b.tflite)
+        atomic.write_json(folder / "build.json", b.info)  # written last: its presence marks a complete build
+    except OSError as e:
+        raise HarnessError(f"{folder}: cannot write the build cache ({e.strerror or e})") from None
+    return b
+
+
+def _build_worker(payload: dict) -> str:
+    """Runs in a separate process (spawned): one seed's build, stored in the shared cache."""
+    import sys
+
+    ctx = Context(data_dir=Path(payload["data_dir"]), options=payload["options"],
+                  log=lambda m: print(f"[seed {payload['seed']}] {m.strip()}", flush=True, file=sys.stdout))
+    task = get_task(payload["task"])
+    recipe = Recipe(path=payload["recipe_path"], data=payload["recipe"])
+    build_and_store(ctx, task, payload["section"], recipe, payload["key"])
+    return payload["key"]
+
+
+def build_seeds(ctx: Context, task, section: dict, recipe: Recipe, data_fp: dict, seeds: list[int],
+                use_cache: bool, jobs: int) -> list[tuple[Build, bool, str]]:
+    """(build, reused from cache, key) per seed. Missing builds run `jobs` at a time in worker processes."""
+    keys = [build_key(task, section, with_seed(recipe, s), data_fp) for s in seeds]
+    found: dict[str, Build] = {}
+    if use_cache:
+        for s, k in zip(seeds, keys):
+            b = load_cached(k, ctx.log)
+            if b is not None:
+                ctx.log(f"  seed {s}: build {k} reused from cache")
+                found[k] = b
+    missing = [(s, k) for s, k in zip(seeds, keys) if k not in found]
+    fresh: set[str] = set()
+    if missing and jobs > 1 and len(missing) > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        task.prepare(ctx, section, recipe)  # fill the on-disk caches once, before the workers read them
+        ctx.log(f"  building {len(missing)} seed(s), {jobs} at a time")
+        payloads = [{"task": task.name, "section": section, "recipe": with_seed(recipe, s).data, "recipe_path": recipe.path,
+                     "seed": s, "key": k, "data_dir": str(ctx.data_dir),
+                     "options": ctx.options} for s, k in missing]
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            for k in pool.map(_build_worker, payloads):
+                b = load_cached(k, ctx.log)
+                if b is None:
+                    raise HarnessError(f"{_cache_folder(k)}: a worker finished but its build is not in the cache")
+                found[k] = b
+                fresh.add(k)
+    else:
+        for s, k in missing:
+            ctx.log(f"  seed {s}: building")
+            found[k] = build_and_store(ctx, task, section, with_seed(recipe, s), k)
+            fresh.add(k)
+    return [(found[k], k not in fresh, k) for k in keys]

@@ -1,0 +1,85 @@
+"""Search spaces: a small TOML file of [[param]] tables (choices, int or float ranges, conditional keys)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.config import Field, read_toml, validate
+from harness.errors import HarnessError
+
+PARAM_SCHEMA = {
+    "key": Field(str),
+    "choices": Field(list, default=None),
+    "int": Field(list, item=int, default=None),
+    "float": Field(list, item=float, default=None),
+    "step": Field(float, default=None),
+    "log": Field(bool, default=False),
+    "when": Field(dict, default=None),
+}
+
+
+@dataclass(frozen=True)
+class Param:
+    key: str
+    kind: str  # choices | int | float
+    values: tuple
+    step: float | None
+    log: bool
+    when: dict | None
+
+    def active(self, chosen: dict) -> bool:
+        return not self.when or all(chosen.get(k) in v for k, v in self.when.items())
+
+
+def load_space(path: str | Path) -> list[Param]:
+    raw = read_toml(path)
+    where = str(path)
+    if set(raw) - {"param"} or not isinstance(raw.get("param"), list) or not raw["param"]:
+        raise HarnessError(f"{where}: expected a list of [[param]] tables and nothing else")
+    out = []
+    for i, table in enumerate(raw["param"]):
+        p = validate(table, PARAM_SCHEMA, where, f"param[{i}].")
+        kinds = [k for k in ("choices", "int", "float") if p[k] is not None]
+        if len(kinds) != 1:
+            raise HarnessError(f"{where}: param[{i}] ({p['key']}) needs exactly one of choices, int, float")
+        kind = kinds[0]
+        values = tuple(p[kind])
+        if kind != "choices" and (len(values) != 2 or values[0] >= values[1]):
+            raise HarnessError(f"{where}: param[{i}].{kind} must be [low, high] with low < high")
+        if kind == "choices" and not values:
+            raise HarnessError(f"{where}: param[{i}].choices is empty")
+        for k, v in (p["when"] or {}).items():
+            if not isinstance(v, list):
+                raise HarnessError(f"{where}: param[{i}].when.{k} must be a list of values")
+        out.append(Param(p["key"], kind, values, p["step"], p["log"], p["when"]))
+    return out
+
+
+def _toml_literal(v) -> str:
+    from harness.recipes import _toml_value
+
+    return _toml_value(v)
+
+
+def suggest(trial, space: list[Param]) -> dict:
+    """Sample the active parameters (define-by-run, so conditional keys are honoured)."""
+    chosen: dict = {}
+    for p in space:
+        if not p.active(chosen):
+            continue
+        if p.kind == "choices":
+            chosen[p.key] = trial.suggest_categorical(p.key, list(p.values))
+        elif p.kind == "int":
+            chosen[p.key] = trial.suggest_int(p.key, int(p.values[0]), int(p.values[1]), step=int(p.step or 1), log=p.log)
+        else:
+            chosen[p.key] = trial.suggest_float(p.key, float(p.values[0]), float(p.values[1]), step=p.step, log=p.log)
+    return chosen
+
+
+def overrides_of(chosen: dict) -> list[str]:
+    """--set overrides for a trial. When the space picks the model, the base recipe's [model] table is
+    replaced first: its keys belong to the base model (e.g. `residual`) and may not exist for another."""
+    out = []
+    if "model.name" in chosen:
+        out.append(f"model={{ name = {_toml_literal(chosen['model.name'])} }}")
+    return out + [f"{k}={_toml_literal(v)}" for k, v in chosen.items() if k != "model.name"]
