@@ -66,7 +66,7 @@ def main(argv=None) -> int:
     p.add_argument("--results", default=str(ROOT / "results" / "reference"))
     args = p.parse_args(argv)
     sys.path.insert(0, str(ROOT))
-    from harness import report
+    from harness.pipeline import report
 
     targets = tomllib.loads((ROOT / "benchmarks" / "targets.toml").read_text())
     reports = report.load_reports(Path(args.results))

@@ -43,7 +43,7 @@ def _shipped(suite, version):
     if not side.is_file():
         pytest.skip(f"no shipped artifact for {suite} {version}: run make all-suites")
     meta = json.loads(side.read_text())
-    from harness import package
+    from harness.toolkit import package
 
     blob = (side.parent / meta["artifact"]).read_bytes()
     return package.unpack(blob, meta["format"]), feat.PreprocessingArgs.from_dict(meta["PREPROCESSING_ARGS"])
@@ -53,7 +53,7 @@ def _shipped(suite, version):
                                            ("ml4iot-2024", "a"), ("ml4iot-2025", "a")])
 def test_total_pipeline_on_shipped_model(benchmark, suite, version):
     """features (numpy, 16 kHz input) + set input + invoke + read output, on the file a user ships."""
-    from harness.measure.interpreter import Runner
+    from harness.toolkit.measure.interpreter import Runner
 
     model, args = _shipped(suite, version)
     runner = Runner(model)

@@ -18,7 +18,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import platform as _platform
 
 
-
 def _has_avx2() -> bool:
     try:
         with open("/proc/cpuinfo") as f:

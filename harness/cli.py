@@ -6,7 +6,7 @@ import sys
 import time
 from pathlib import Path
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 
 
 def _log(msg: str) -> None:
@@ -24,10 +24,9 @@ def _recipe_map(items: list[str]) -> dict[str, Path]:
 
 
 def _context(args):
-    from harness import datasets
-    from harness.task import Context
-
-    from harness import task as tasks
+    from harness.core import task as tasks
+    from harness.core.task import Context
+    from harness.toolkit import datasets
 
     options = {}
     for name in tasks.names():
@@ -41,7 +40,7 @@ def _context(args):
 
 def _task_options(p: argparse.ArgumentParser) -> None:
     """Each registered task's own command-line options (the harness knows none of them by name)."""
-    from harness import task as tasks
+    from harness.core import task as tasks
 
     seen = set()
     for name in tasks.names():
@@ -52,7 +51,8 @@ def _task_options(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_run(args) -> int:
-    from harness import constraints, run
+    from harness.core import constraints
+    from harness.pipeline import run
 
     suites = constraints.suites() if args.suite == "all" else [args.suite]
     ctx = _context(args)
@@ -81,8 +81,8 @@ def cmd_run(args) -> int:
 
 def _ensure_data(ctx, plan, only_tasks) -> None:
     """Every dataset the planned runs need, checked up front: offline, the message names all that are missing."""
-    from harness import constraints
-    from harness.task import get
+    from harness.core import constraints
+    from harness.core.task import get
 
     problems, seen = [], set()
     for suite, v in plan:
@@ -101,7 +101,7 @@ def _ensure_data(ctx, plan, only_tasks) -> None:
 
 
 def cmd_list(args) -> int:
-    from harness import constraints
+    from harness.core import constraints
 
     for suite in constraints.suites():
         for v in constraints.versions(suite):
@@ -111,7 +111,8 @@ def cmd_list(args) -> int:
 
 
 def cmd_search(args) -> int:
-    from harness import constraints, search
+    from harness.core import constraints
+    from harness.pipeline import search
 
     task = args.task
     if task is None:
@@ -131,7 +132,7 @@ def cmd_search(args) -> int:
 
 
 def cmd_seed_reports(args) -> int:
-    from harness import seed_reports
+    from harness.pipeline import seed_reports
 
     path = seed_reports.reproduce(_context(args), only=args.only, out_dir=Path(args.out))
     _log(f"seed reproduction table: {path}")
@@ -187,7 +188,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    from harness.tfsetup import silence_native_stderr
+    from harness.toolkit.tfsetup import silence_native_stderr
 
     silence_native_stderr()
     try:

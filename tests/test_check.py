@@ -4,8 +4,9 @@ import math
 import numpy as np
 import pytest
 
-from harness import builds, check, constraints, recipes, stats
-from harness.task import Limit, get, size_floor
+from harness.core import check, constraints, recipes, stats
+from harness.core.task import Limit, get, size_floor
+from harness.pipeline import builds
 
 LIMITS = [Limit("max_err", "err", "Error, test split", "u"), Limit("min_acc", "acc", "Accuracy", "%"),
           Limit("latency.max_ms", "lat", "Latency (protocol, host)", "ms")]
@@ -45,7 +46,7 @@ def test_a_missing_measurement_fails_and_an_unlimited_one_is_information():
 
 
 def test_labels_with_commas_are_kept_whole_in_short_form():
-    from harness.report import short_label
+    from harness.pipeline.report import short_label
 
     assert short_label("Latency (course protocol, this host)") == "Latency (course protocol, this host)"
     assert short_label("MAE(T), test split") == "MAE(T)"

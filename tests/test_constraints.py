@@ -2,8 +2,8 @@ import shutil
 
 import pytest
 
-from harness import constraints
-from harness.errors import HarnessError
+from harness.core import constraints
+from harness.core.errors import HarnessError
 
 SUITES = {"ml4iot-2021": ["a", "b", "c"], "ml4iot-2022": ["a", "b", "c"], "ml4iot-2023": ["a"],
           "ml4iot-2024": ["a"], "ml4iot-2025": ["a"]}

@@ -5,9 +5,9 @@ import hashlib
 
 import pytest
 
-from harness import datasets
-from harness.datasets import cache_dir, download, ensure_download, placement_hint, resolve_data_dir, sha256_file
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
+from harness.toolkit import datasets
+from harness.toolkit.datasets import cache_dir, download, ensure_download, placement_hint, resolve_data_dir, sha256_file
 from tests.loopback import closed_port_url, serve
 
 

@@ -2,8 +2,8 @@ import zlib
 
 import pytest
 
-from harness import atomic, package
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
+from harness.toolkit import atomic, package
 
 
 def test_formats_round_trip_and_sizes():

@@ -2,11 +2,11 @@
 import numpy as np
 import pytest
 
-from harness import convert, shrink
-from harness.measure.interpreter import weight_sparsity
-from harness.recipes import PRUNE_SCHEMA, QUANT_SCHEMA, TRAIN_SCHEMA
-from harness.config import validate
-from harness.train import fit
+from harness.core.config import validate
+from harness.core.recipes import PRUNE_SCHEMA, QUANT_SCHEMA, TRAIN_SCHEMA
+from harness.toolkit import convert, shrink
+from harness.toolkit.measure.interpreter import weight_sparsity
+from harness.toolkit.train import fit
 from tasks.forecast import models
 
 

@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import constraints, recipes
-from harness.config import parse_override
-from harness.errors import HarnessError
-from harness.task import get
+from harness.core import constraints, recipes
+from harness.core.config import parse_override
+from harness.core.errors import HarnessError
+from harness.core.task import get
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -58,7 +58,7 @@ def test_cli_unknown_version(tmp_path):
 
 
 def test_seed_claims_and_reproduction_recipes_are_valid():
-    from harness import seed_reports as seeds
+    from harness.pipeline import seed_reports as seeds
 
     entries = seeds.load()
     assert {e["id"] for e in entries} >= {"000", "001", "002", "003-kws-a", "003-kws-b", "003-kws-c", "004", "003-ex1-a", "003-ex1-b"}
@@ -70,7 +70,7 @@ def test_seed_claims_and_reproduction_recipes_are_valid():
 
 
 def test_seed_file_rejects_unknown_claims(tmp_path):
-    from harness import seed_reports as seeds
+    from harness.pipeline import seed_reports as seeds
 
     p = tmp_path / "s.toml"
     p.write_text('[[seed]]\nid="x"\nreport="r"\nsuite="ml4iot-2022"\nversion="a"\ntask="kws"\nrecipe="r.toml"\n'

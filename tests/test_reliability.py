@@ -10,10 +10,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from harness import atomic, constraints, datasets, publish, run, search
-from harness.config import Field, validate
-from harness.errors import HarnessError
-from harness.task import Context
+from harness.core import constraints
+from harness.core.config import Field, validate
+from harness.core.errors import HarnessError
+from harness.core.task import Context
+from harness.pipeline import publish, run, search
+from harness.toolkit import atomic, datasets
 
 OVERRIDES = ["train.epochs=1", "train.batch_size=128"]
 
@@ -89,8 +91,8 @@ def test_non_finite_limit_in_a_constraint_file(tmp_path):
 
 
 def test_non_finite_recipe_values_and_overrides():
-    from harness import recipes
-    from harness.task import get
+    from harness.core import recipes
+    from harness.core.task import get
 
     task = get("forecast")
     path = recipes.default_path(task, "ml4iot-2022", "a")

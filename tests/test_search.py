@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import recipes, run, search
-from harness.errors import HarnessError
-from harness.task import Context, get
+from harness.core import recipes
+from harness.core.errors import HarnessError
+from harness.core.task import Context, get
+from harness.pipeline import run, search
 
 ROOT = Path(__file__).resolve().parents[1]
 SPACE = """
@@ -104,7 +105,7 @@ def test_search_runs_real_trials_resumes_and_its_best_recipe_reproduces(tmp_path
     task = get("forecast")
     recipe = recipes.load(best_file, task)
     assert recipe["train"]["batch_size"] == 128
-    from harness import constraints
+    from harness.core import constraints
 
     out = run.run_task(ctx, constraints.load("ml4iot-2022", "a"), "forecast", recipe_path=best_file,
                        use_cache=False, seeds=2, split="val")
@@ -162,7 +163,7 @@ def test_the_search_never_reads_the_test_split(tmp_path, jena_slice, space, monk
 
 
 def test_a_sealed_test_split_cannot_be_opened():
-    from harness.task import SealedSplitError
+    from harness.core.task import SealedSplitError
 
     ctx = Context(data_dir=ROOT, log=lambda m: None, sealed_test=True)
     ctx.open_split("val")

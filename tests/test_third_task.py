@@ -4,9 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import constraints, run, search
-from harness import task as tasks
-from harness.task import Context
+from harness.core import constraints
+from harness.core import task as tasks
+from harness.core.task import Context
+from harness.pipeline import run, search
 
 TOY = Path(__file__).parent / "toy_task"
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 
 COLUMNS = ("T (degC)", "rh (%)")
 TIME_COLUMNS = ("Date Time", "date")

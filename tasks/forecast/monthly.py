@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness import atomic
+from harness.toolkit import atomic
 
 # key -> header; units in the header so the table cells stay plain numbers
 HEADERS = {

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.config import Field, one_of, read_toml, validate
-from harness.errors import HarnessError
+from harness.core.config import Field, one_of, read_toml, validate
+from harness.core.errors import HarnessError
 from tasks.forecast import data, windows
 
 PROFILES_DIR = Path(__file__).resolve().parent / "profiles"

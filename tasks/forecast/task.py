@@ -1,21 +1,21 @@
 """Forecasting T and RH on the Jena climate data (Homework 2, Ex 1), as a harness task."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import hashlib
 import tempfile
+from pathlib import Path
 
 import numpy as np
 
-from harness import datasets, stats
-from harness.config import Field, in_range, one_of
-from harness.constraints import SECTION_SCHEMA
-from harness.errors import HarnessError
-from harness.measure.interpreter import Runner, weight_sparsity
-from harness.measure.latency import inference_ms
-from harness.task import Context, Limit, Measurement, TaskBase, Trained, size_floor
-from harness.train import fit
+from harness.core import stats
+from harness.core.config import Field, in_range, one_of
+from harness.core.constraints import SECTION_SCHEMA
+from harness.core.errors import HarnessError
+from harness.core.task import Context, Limit, Measurement, TaskBase, Trained, size_floor
+from harness.toolkit import datasets
+from harness.toolkit.measure.interpreter import Runner, weight_sparsity
+from harness.toolkit.measure.latency import inference_ms
+from harness.toolkit.train import fit
 from tasks.forecast import data as jena
 from tasks.forecast import models, monthly, profiles, windows
 
@@ -281,7 +281,7 @@ class ForecastTask(TaskBase):
 
 
 def _loss(name: str, weights):
-    from harness.tfsetup import tf
+    from harness.toolkit.tfsetup import tf
 
     t = tf()
     w = t.constant(weights or [1.0, 1.0], dtype=t.float32)

@@ -22,8 +22,8 @@ from typing import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from harness.datasets import cache_dir, ensure_download, placement_hint
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
+from harness.toolkit.datasets import cache_dir, ensure_download, placement_hint
 
 SAMPLE_RATE_HZ = 16000
 CLIP_SAMPLES = 16000  # 1 s at 16 kHz: every clip is zero-padded at the end to this length

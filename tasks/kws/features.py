@@ -23,9 +23,9 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import scipy.fft
 
-from harness.atomic import write_bytes
-from harness.datasets import cache_dir
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
+from harness.toolkit.atomic import write_bytes
+from harness.toolkit.datasets import cache_dir
 
 FEATURES_VERSION = 2  # bump when the feature numerics change: invalidates every feature cache
 SOURCE_RATE_HZ = 16000  # rate of the corpus clips
@@ -358,7 +358,7 @@ def _tf_pipeline(tf, audio, args: PreprocessingArgs, mel):
 
 def tf_mel_matrix(args: PreprocessingArgs):
     """tf.signal.linear_to_mel_weight_matrix for `args` (a float32 tensor)."""
-    from harness.tfsetup import tf
+    from harness.toolkit.tfsetup import tf
 
     return tf().signal.linear_to_mel_weight_matrix(
         num_mel_bins=args.num_mel_bins, num_spectrogram_bins=args.num_spectrogram_bins,
@@ -376,7 +376,7 @@ def tf_reference_features(audio: np.ndarray, args: PreprocessingArgs) -> np.ndar
 
     Resampling (rates below 16 kHz) uses scipy's resample_poly, as the course does; the rest is tf.signal.
     """
-    from harness.tfsetup import tf
+    from harness.toolkit.tfsetup import tf
 
     tf_mod = tf()
     audio = resample(np.asarray(audio, dtype=np.float32), args.downsample_factor)
@@ -386,7 +386,7 @@ def tf_reference_features(audio: np.ndarray, args: PreprocessingArgs) -> np.ndar
 def tf_feature_function(args: PreprocessingArgs):
     """tf.function with a fixed input signature float32 [args.sampling_rate] (1 s, already resampled)
     -> float32 [frames, C]. The first call traces (~0.1 s); later calls run the graph."""
-    from harness.tfsetup import tf
+    from harness.toolkit.tfsetup import tf
 
     tf_mod = tf()
     mel = tf_mel_matrix(args)

@@ -10,8 +10,8 @@ import time
 
 import numpy as np
 
-from harness.config import Field, in_range, one_of
-from harness.measure import latency as lat
+from harness.core.config import Field, in_range, one_of
+from harness.toolkit.measure import latency as lat
 from tasks.kws import data as msc
 from tasks.kws import features as feat
 

@@ -5,13 +5,13 @@ from pathlib import Path
 
 import numpy as np
 
-from harness import stats
-from harness.config import Field, in_range, one_of
-from harness.constraints import SECTION_SCHEMA
-from harness.errors import HarnessError
-from harness.measure.interpreter import Runner, weight_sparsity
-from harness.task import Context, Limit, Measurement, TaskBase, Trained, size_floor
-from harness.train import fit
+from harness.core import stats
+from harness.core.config import Field, in_range, one_of
+from harness.core.constraints import SECTION_SCHEMA
+from harness.core.errors import HarnessError
+from harness.core.task import Context, Limit, Measurement, TaskBase, Trained, size_floor
+from harness.toolkit.measure.interpreter import Runner, weight_sparsity
+from harness.toolkit.train import fit
 from tasks.kws import data as msc
 from tasks.kws import features as feat
 from tasks.kws import latency as latency_protocol
@@ -174,7 +174,7 @@ class KwsTask(TaskBase):
 
     # -- build ---------------------------------------------------------------------------------
     def train(self, ctx, section, recipe) -> Trained:
-        from harness.tfsetup import keras
+        from harness.toolkit.tfsetup import keras
 
         k = keras()
         x_tr, y_tr = self.features(ctx, section, recipe, "train")

@@ -4,8 +4,8 @@ import zipfile
 
 import pytest
 
-from harness.errors import HarnessError
-from harness.task import Context
+from harness.core.errors import HarnessError
+from harness.core.task import Context
 from tasks.forecast import data as jena
 from tasks.forecast import task as forecast_task
 from tests.loopback import closed_port_url, serve
@@ -45,7 +45,7 @@ def test_a_different_file_is_rejected_and_removed(official, monkeypatch):
         monkeypatch.setattr(jena, "OFFICIAL_URL", f"{base}/{jena.OFFICIAL_NAME}")
         with pytest.raises(HarnessError, match=f"expected {jena.OFFICIAL_CSV_SHA256}"):
             forecast_task.find_files(ctx)
-    from harness import datasets
+    from harness.toolkit import datasets
 
     assert not (datasets.cache_dir() / "downloads" / jena.OFFICIAL_NAME).exists()
 

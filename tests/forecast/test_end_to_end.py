@@ -4,8 +4,9 @@ import zipfile
 
 import pytest
 
-from harness import constraints, run
-from harness.task import Context
+from harness.core import constraints
+from harness.core.task import Context
+from harness.pipeline import run
 
 
 @pytest.fixture()

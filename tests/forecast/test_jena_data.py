@@ -3,7 +3,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 from tasks.forecast import data as jena
 
 

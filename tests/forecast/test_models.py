@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from harness import convert
-from harness.measure.interpreter import Runner
-from harness.tfsetup import seed_everything
+from harness.toolkit import convert
+from harness.toolkit.measure.interpreter import Runner
+from harness.toolkit.tfsetup import seed_everything
 from tasks.forecast import models
 
 STATS = models.Stats(mean=[9.1, 75.9], std=[8.65, 16.56], delta_scale=[0.2, 0.9])
@@ -38,7 +38,7 @@ def test_delta_linear_exports_as_one_fully_connected_layer():
     layer = b.model.get_layer("delta")
     layer.set_weights([np.random.default_rng(1).normal(0, 0.2, layer.get_weights()[0].shape).astype(np.float32)])
     tfl = convert.to_tflite(b.export(b.model), "none")
-    from harness.measure.interpreter import load
+    from harness.toolkit.measure.interpreter import load
 
     it, _ = load(tfl)
     ops = sorted({op["op_name"] for op in it._get_ops_details()} - {"DELEGATE"})  # XNNPACK node
@@ -55,7 +55,7 @@ def test_width_multiplier_scales_units():
 
 
 def test_unknown_model_or_parameter_is_rejected():
-    from harness.errors import HarnessError
+    from harness.core.errors import HarnessError
 
     with pytest.raises(HarnessError, match="known forecasting models"):
         models.check({"name": "transformer"}, "r.toml")

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 from tasks.forecast import data, profiles, windows
 
 STEP = np.timedelta64(10, "m")

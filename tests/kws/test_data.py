@@ -11,11 +11,21 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from harness import datasets
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
+from harness.toolkit import datasets
 from tasks.kws import data
-from tasks.kws.data import (CLIP_SAMPLES, SplitList, find_corpus, find_split_lists, hash_split, load_audio,
-                            load_labels, load_split_lists, parse_split_file, select)
+from tasks.kws.data import (
+    CLIP_SAMPLES,
+    SplitList,
+    find_corpus,
+    find_split_lists,
+    hash_split,
+    load_audio,
+    load_labels,
+    load_split_lists,
+    parse_split_file,
+    select,
+)
 from tests.loopback import closed_port_url as _closed_port_url
 from tests.loopback import serve as _serve
 

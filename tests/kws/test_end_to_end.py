@@ -5,9 +5,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from harness import constraints, run
-from harness.errors import HarnessError
-from harness.task import Context
+from harness.core import constraints
+from harness.core.errors import HarnessError
+from harness.core.paths import ROOT
+from harness.core.task import Context
+from harness.pipeline import run
 from tasks.kws import features as feat
 
 CONSTRAINT = """
@@ -72,7 +74,7 @@ def tiny_run(tiny_data):
     cons = constraints.load_file(tiny_data / "constraints" / "tiny" / "version-a.toml")
     ctx = Context(data_dir=tiny_data / "data", log=lambda m: None)
     folder = tiny_data / "results" / "tiny" / "version-a" / "kws"
-    out = run.run_task(ctx, cons, "kws", recipe_path=run.ROOT / "tasks/kws/recipes/ml4iot-2023-a.toml",
+    out = run.run_task(ctx, cons, "kws", recipe_path=ROOT / "tasks/kws/recipes/ml4iot-2023-a.toml",
                        overrides=OVERRIDES, artifact_dir=folder, use_cache=False)
     return out, folder
 
@@ -102,7 +104,7 @@ def test_resampled_features_score_the_course_path_too(tiny_data, tmp_path):
     """At 8 kHz the grader's path resamples with scipy before tf.signal; both paths must agree."""
     cons = constraints.load_file(tiny_data / "constraints" / "tiny" / "version-a.toml")
     ctx = Context(data_dir=tiny_data / "data", log=lambda m: None)
-    out = run.run_task(ctx, cons, "kws", recipe_path=run.ROOT / "tasks/kws/recipes/ml4iot-2023-a.toml",
+    out = run.run_task(ctx, cons, "kws", recipe_path=ROOT / "tasks/kws/recipes/ml4iot-2023-a.toml",
                        overrides=OVERRIDES + ["features.sampling_rate=8000", "features.num_mel_bins=16"], use_cache=False)
     d = out.report["details"]
     assert d["preprocessing_args"]["sampling_rate"] == 8000
@@ -159,8 +161,8 @@ def test_training_and_deployed_features_agree(tiny_data):
 
 
 def test_recipe_with_bad_features_is_rejected():
-    from harness import recipes
-    from harness.task import get
+    from harness.core import recipes
+    from harness.core.task import get
 
     task = get("kws")
     path = task.recipes_dir / "ml4iot-2022-a.toml"
@@ -175,9 +177,9 @@ def test_recipe_with_bad_features_is_rejected():
 @pytest.mark.parametrize("name,params", [("cnn", {"width": 0.1}), ("ds_cnn", {"width": 0.1}), ("mlp", {"width": 0.1}),
                                          ("ds_cnn_s", {"width": 0.25, "residual": True})])
 def test_keras_and_tflite_agree(name, params):
-    from harness import convert
-    from harness.measure.interpreter import Runner
-    from harness.tfsetup import keras, seed_everything
+    from harness.toolkit import convert
+    from harness.toolkit.measure.interpreter import Runner
+    from harness.toolkit.tfsetup import keras, seed_everything
     from tasks.kws import models
 
     seed_everything(0)

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from scipy.signal import resample_poly
 
-from harness import datasets
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
+from harness.toolkit import datasets
 from tasks.kws import features as F
 from tasks.kws.features import NumpyFeatures, PreprocessingArgs
 
@@ -34,7 +34,7 @@ MEL_MATRIX_TOL = 2e-5  # TF's float32 log differs from numpy's by 1 ulp on a few
 
 @pytest.fixture(scope="module")
 def tf_mod():
-    from harness.tfsetup import tf
+    from harness.toolkit.tfsetup import tf
 
     return tf()
 

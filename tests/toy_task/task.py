@@ -9,12 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
-from harness import stats
-from harness.config import Field, in_range
-from harness.constraints import SECTION_SCHEMA
-from harness.measure.interpreter import Runner
-from harness.task import Limit, Measurement, TaskBase, Trained, size_floor
-from harness.train import fit
+from harness.core import stats
+from harness.core.config import Field, in_range
+from harness.core.constraints import SECTION_SCHEMA
+from harness.core.task import Limit, Measurement, TaskBase, Trained, size_floor
+from harness.toolkit.measure.interpreter import Runner
+from harness.toolkit.train import fit
 
 WEIGHTS = np.array([0.5, -1.0, 2.0, 0.25], np.float32)
 
@@ -46,7 +46,7 @@ class ToyTask(TaskBase):
         return {"synthetic": "toy linear", "samples": section["samples"]}
 
     def train(self, ctx, section, recipe):
-        from harness.tfsetup import keras
+        from harness.toolkit.tfsetup import keras
 
         k = keras()
         model = k.Sequential([k.Input((4,)), k.layers.Dense(recipe["model"]["width"], activation="relu"), k.layers.Dense(1)])

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from harness.registry import Registry, units  # noqa: F401  (units: used by the model files)
+from harness.toolkit.registry import Registry, units  # noqa: F401  (units: used by the model files)
 
 REGISTRY = Registry(__name__, "forecasting models")
 register = REGISTRY.register

@@ -2,7 +2,7 @@
 
 hidden_dense=false drops the inner Dense layer (seed report 003's "less a Dense layer" variant).
 """
-from harness.tfsetup import keras
+from harness.toolkit.tfsetup import keras
 from tasks.forecast.models import Bundle, register, units
 from tasks.forecast.models.common import head, identity_export, normalization
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.tfsetup import keras
+from harness.toolkit.tfsetup import keras
 
 
 def normalization(stats):

@@ -8,7 +8,7 @@ smallest possible TFLite graph (one FULLY_CONNECTED + RESHAPE).
 """
 import numpy as np
 
-from harness.tfsetup import keras
+from harness.toolkit.tfsetup import keras
 from tasks.forecast.models import Bundle, register
 
 

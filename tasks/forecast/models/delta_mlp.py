@@ -3,7 +3,7 @@
 The non-linear sibling of delta_linear for larger budgets. `level=true` also feeds the normalized
 last value (lets the model learn level-dependent behaviour, e.g. RH saturating near 100 %).
 """
-from harness.tfsetup import keras
+from harness.toolkit.tfsetup import keras
 from tasks.forecast.models import Bundle, register, units
 from tasks.forecast.models.common import identity_export, normalization
 from tasks.forecast.models.delta_linear import delta_inputs, residual_head

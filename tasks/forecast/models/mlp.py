@@ -1,5 +1,5 @@
 """Course Lab 3 MLP: Flatten -> Dense 128 -> ReLU -> Dense 128 -> ReLU -> Dense K*2 -> Reshape (K, 2)."""
-from harness.tfsetup import keras
+from harness.toolkit.tfsetup import keras
 from tasks.forecast.models import Bundle, register, units
 from tasks.forecast.models.common import head, identity_export, normalization
 

@@ -6,7 +6,7 @@ final Softmax to the deployed model.
 """
 from __future__ import annotations
 
-from harness.registry import Registry, units  # noqa: F401  (units: used by the model files)
+from harness.toolkit.registry import Registry, units  # noqa: F401  (units: used by the model files)
 
 REGISTRY = Registry(__name__, "keyword-spotting models")
 register = REGISTRY.register

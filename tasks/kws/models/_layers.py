@@ -1,5 +1,5 @@
 """Building blocks shared by the keyword-spotting models (the leading underscore keeps it out of the registry scan)."""
-from harness.tfsetup import keras
+from harness.toolkit.tfsetup import keras
 
 
 def conv_bn_relu(h, filters, kernel, strides=(1, 1), padding="same", name=""):

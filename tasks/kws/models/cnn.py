@@ -3,7 +3,7 @@
 First stride (2, 1) for MFCC input, (2, 2) for STFT images (2021/22 lab); `padding` "valid" is the
 2021/22 lab, "same" for the 2nd and 3rd convolutions is the Deepnote-era lab.
 """
-from harness.tfsetup import keras
+from harness.toolkit.tfsetup import keras
 from tasks.kws.models import register, units
 from tasks.kws.models._layers import classifier, conv_bn_relu
 

@@ -3,7 +3,7 @@
 The 2021/22 lab has no BN after the depthwise convolution (`dw_bn=false`); most groups used
 filters 128·α or 256·α.
 """
-from harness.tfsetup import keras
+from harness.toolkit.tfsetup import keras
 from tasks.kws.models import register, units
 from tasks.kws.models._layers import classifier, conv_bn_relu, depthwise_bn_relu
 

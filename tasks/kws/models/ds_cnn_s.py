@@ -4,7 +4,7 @@ n × [DepthwiseConv2D 3×3 → BN → ReLU → Conv2D 1×1 → BN → ReLU] → 
 `residual=true` adds an identity shortcut around every block after the first (same shape),
 which trains faster and better at small widths (our "res" variant).
 """
-from harness.tfsetup import keras
+from harness.toolkit.tfsetup import keras
 from tasks.kws.models import register, units
 from tasks.kws.models._layers import classifier, conv_bn_relu, depthwise_bn_relu
 

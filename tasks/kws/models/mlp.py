@@ -1,5 +1,5 @@
 """Course lab MLP: Flatten → 3 × [Dense 256·α → ReLU] → Dense."""
-from harness.tfsetup import keras
+from harness.toolkit.tfsetup import keras
 from tasks.kws.models import register, units
 
 

@@ -6,8 +6,9 @@ import socket
 import time
 from pathlib import Path
 
-from harness import atomic
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
+from harness.toolkit import atomic
+
 
 def default_storage(suite: str, version: str, task: str, out_dir: Path) -> str:
     return str(out_dir / suite / f"search-{version}-{task}.journal")

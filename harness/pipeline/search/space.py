@@ -4,8 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.config import Field, read_toml, validate
-from harness.errors import HarnessError
+from harness.core.config import Field, read_toml, validate
+from harness.core.errors import HarnessError
 
 PARAM_SCHEMA = {
     "key": Field(str),
@@ -56,7 +56,7 @@ def load_space(path: str | Path) -> list[Param]:
 
 
 def _toml_literal(v) -> str:
-    from harness.recipes import _toml_value
+    from harness.core.recipes import _toml_value
 
     return _toml_value(v)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from harness import atomic
+from harness.toolkit import atomic
 
 HEADERS = ["Metric", "Limit", "Shipped artifact", "95 % interval", "Over seeds: mean ± sd [min, max]", "Result"]
 

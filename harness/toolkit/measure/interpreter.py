@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.errors import HarnessError
-from harness.tfsetup import quiet_stderr
+from harness.core.errors import HarnessError
+from harness.toolkit.tfsetup import quiet_stderr
 
 
 def load(tflite: bytes, num_threads: int = 1):
@@ -14,7 +14,7 @@ def load(tflite: bytes, num_threads: int = 1):
             from ai_edge_litert.interpreter import Interpreter
         name = "ai_edge_litert"
     except ImportError:  # pragma: no cover - platforms without a LiteRT wheel
-        from harness.tfsetup import tf
+        from harness.toolkit.tfsetup import tf
 
         Interpreter = tf().lite.Interpreter
         name = "tf.lite.Interpreter"

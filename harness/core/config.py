@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 
 _MISSING = object()
 

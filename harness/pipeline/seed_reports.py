@@ -7,20 +7,21 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from harness import atomic, constraints, run
-from harness.config import Field, read_toml, validate
-from harness.errors import HarnessError
-from harness.task import Context
-
-from harness.paths import ROOT
+from harness.core import constraints
+from harness.core.config import Field, read_toml, validate
+from harness.core.errors import HarnessError
+from harness.core.paths import ROOT
+from harness.core.task import Context
+from harness.pipeline import run
+from harness.toolkit import atomic
 
 SEEDS_FILE = ROOT / "tasks" / "seed_reports.toml"
 
 
 def claim_keys(task_name: str) -> dict:
     """What a report can claim for a task: the metrics its limits check (label, unit, format)."""
-    from harness.report import short_label
-    from harness.task import get
+    from harness.core.task import get
+    from harness.pipeline.report import short_label
 
     return {lim.metric: (short_label(lim.label), lim.unit, lim.fmt) for lim in get(task_name).limits}
 SEED_SCHEMA = {
@@ -91,7 +92,7 @@ def reproduce(ctx: Context, only: list[str] | None = None, out_dir: Path = run.R
                         "commit": rep["commit"]})
     table = tabulate(rows, headers=["Seed", "Report", "Claimed (their data, their device)", "Measured here (deployed file)",
                                     "Our verdict", "Note"], tablefmt="github", disable_numparse=True)
-    from harness import hostinfo
+    from harness.toolkit import hostinfo
 
     md = ("# Seed reports reproduced through the harness\n\n"
           "Each row runs the report's configuration (recipe under `tasks/*/recipes/seeds/`) through the same code as "

@@ -20,14 +20,23 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import constraints, recipes, run
-from harness.errors import HarnessError
-from harness.search.outputs import choose, pareto, plot, write_outputs  # noqa: F401
-from harness.search.space import Param, load_space, overrides_of, suggest  # noqa: F401
-from harness.search.storage import (_retry, default_storage, mask_url, open_storage, recover_interrupted,  # noqa: F401
-                                    repair_journal, worker_id)
-from harness.task import Context
-from harness.task import get as get_task
+from harness.core import constraints, recipes
+from harness.core.errors import HarnessError
+from harness.core.task import Context
+from harness.core.task import get as get_task
+from harness.pipeline import run
+from harness.pipeline.search.outputs import choose, pareto, plot, write_outputs  # noqa: F401
+from harness.pipeline.search.space import Param, load_space, overrides_of, suggest  # noqa: F401
+from harness.pipeline.search.storage import (  # noqa: F401
+    _retry,
+    default_storage,
+    mask_url,
+    open_storage,
+    recover_interrupted,
+    repair_journal,
+    worker_id,
+)
+
 
 def mean_metrics(report: dict) -> dict:
     """Each metric averaged over the trial's seeds (validation split)."""
@@ -107,9 +116,9 @@ def _early_stop_hook(study, trial, task, section, warmup_epochs, log):
 
 
 def search(ctx: Context, cfg: SearchConfig) -> dict:
-    import optuna
-
     import warnings
+
+    import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # TPE options we rely on

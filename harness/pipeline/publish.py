@@ -10,7 +10,7 @@ import os
 import shutil
 from pathlib import Path
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 
 
 def _old(final: Path) -> Path:

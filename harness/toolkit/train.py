@@ -6,8 +6,8 @@ import time
 
 import numpy as np
 
-from harness import shrink
-from harness.tfsetup import keras, seed_everything
+from harness.toolkit import shrink
+from harness.toolkit.tfsetup import keras, seed_everything
 
 
 class _EpochLog:

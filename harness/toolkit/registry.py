@@ -7,7 +7,7 @@ import inspect
 import pkgutil
 from typing import Callable
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 
 
 class Registry:

@@ -8,10 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.config import Field, one_of, read_toml, validate
-from harness.errors import HarnessError
+from harness.core.config import Field, one_of, read_toml, validate
+from harness.core.errors import HarnessError
+from harness.core.paths import CONSTRAINTS_DIR, rel
 
-from harness.paths import CONSTRAINTS_DIR, rel
 SIZE_FORMATS = ("tflite", "zlib", "zip")
 
 
@@ -37,7 +37,7 @@ BASE_SCHEMA = {
 
 def schema() -> dict:
     """The file schema: the common keys plus one optional table per registered task."""
-    from harness.task import get, names
+    from harness.core.task import get, names
 
     return {**BASE_SCHEMA, **{name: Field(dict, default=None, schema=get(name).constraint_schema) for name in names()}}
 
@@ -51,7 +51,7 @@ class Constraints:
 
     @property
     def tasks(self) -> list[str]:
-        from harness.task import names
+        from harness.core.task import names
 
         return [t for t in names() if self.data.get(t) is not None]
 
@@ -73,7 +73,7 @@ class Constraints:
 def load_file(path: str | Path) -> Constraints:
     path = Path(path)
     where = str(path)
-    from harness.task import get, names
+    from harness.core.task import get, names
 
     data = validate(read_toml(path), schema(), where)
     if not any(data.get(t) for t in names()):

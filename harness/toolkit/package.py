@@ -5,7 +5,7 @@ import io
 import zipfile
 import zlib
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 
 SUFFIX = {"tflite": ".tflite", "zlib": ".tflite.zlib", "zip": ".tflite.zip"}
 # Fixed timestamp so the same model always gives the same zip bytes.

@@ -14,9 +14,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
+from harness.core.paths import ROOT as PROJECT_ROOT
 
-from harness.paths import ROOT as PROJECT_ROOT
 DATA_DIR_ENV = "ML4IOT_DATA_DIR"
 CACHE_DIR_ENV = "ML4IOT_CACHE_DIR"
 DEFAULT_CACHE_DIR = Path("~/.cache/ml4iot-harness")

@@ -11,9 +11,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.config import Field, apply_overrides, in_range, one_of, read_toml, validate
-from harness.constraints import SIZE_FORMATS
-from harness.errors import HarnessError
+from harness.core.config import Field, apply_overrides, in_range, one_of, read_toml, validate
+from harness.core.constraints import SIZE_FORMATS
+from harness.core.errors import HarnessError
 
 QUANT_MODES = ("none", "dynamic", "float16", "int8")
 

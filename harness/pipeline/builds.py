@@ -12,13 +12,13 @@ import json
 import shutil
 from pathlib import Path
 
-from harness import atomic, convert, datasets, hostinfo
-from harness.errors import HarnessError
-from harness.paths import ROOT
-from harness.recipes import Recipe
-from harness.task import Build, Context, Trained
-from harness.task import get as get_task
-from harness.tfsetup import keras, quiet_stderr, seed_everything
+from harness.core.errors import HarnessError
+from harness.core.paths import ROOT
+from harness.core.recipes import Recipe
+from harness.core.task import Build, Context, Trained
+from harness.core.task import get as get_task
+from harness.toolkit import atomic, convert, datasets, hostinfo
+from harness.toolkit.tfsetup import keras, quiet_stderr, seed_everything
 
 
 def code_fingerprint(task_name: str) -> str:

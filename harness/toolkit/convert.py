@@ -5,8 +5,8 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from harness.errors import HarnessError
-from harness.tfsetup import quiet_stderr, tf
+from harness.core.errors import HarnessError
+from harness.toolkit.tfsetup import quiet_stderr, tf
 
 
 def to_tflite(model, mode: str, calibration: Callable[[], Iterable[list[np.ndarray]]] | None = None) -> bytes:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol
 
-from harness.limits import Limit  # noqa: F401  (part of the task interface)
+from harness.core.limits import Limit  # noqa: F401  (part of the task interface)
 
 
 @dataclass
@@ -115,7 +115,7 @@ class TaskBase:
         return [("worst_limit_ratio", "minimize"), ("size_bytes", "minimize")]
 
     def objective_values(self, section: dict, metrics: dict) -> list[float]:
-        from harness.limits import lookup, operator
+        from harness.core.limits import lookup, operator
 
         vals = []
         for name, _ in self.objectives(section):
@@ -187,7 +187,7 @@ def get(name: str) -> Task:
     """The registered task (imported on first use, so one task's heavy imports never load for another)."""
     import importlib
 
-    from harness.errors import HarnessError
+    from harness.core.errors import HarnessError
 
     _discover()
     entry = _REGISTRY.get(name) if name != "__discovered__" else None

@@ -13,14 +13,15 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from harness import atomic, check, constraints, hostinfo, package, publish, recipes, report, stats
-from harness.builds import build_seeds, seeds_of, with_seed
-from harness.errors import HarnessError
-from harness.task import Context
-from harness.task import get as get_task
-from harness.paths import RESULTS_DIR, rel
-from harness.tfsetup import quiet_stderr
-
+from harness.core import check, constraints, recipes, stats
+from harness.core.errors import HarnessError
+from harness.core.paths import RESULTS_DIR, rel
+from harness.core.task import Context
+from harness.core.task import get as get_task
+from harness.pipeline import publish, report
+from harness.pipeline.builds import build_seeds, seeds_of, with_seed
+from harness.toolkit import atomic, hostinfo, package
+from harness.toolkit.tfsetup import quiet_stderr
 
 # -- one task -------------------------------------------------------------------------------------
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.tfsetup import keras, tfmot
+from harness.toolkit.tfsetup import keras, tfmot
 
 
 def pruning_steps(total_steps: int, prune: dict) -> tuple[int, int, int]:

@@ -1,0 +1,1 @@
+"""What a command does: build over seeds, measure, check, report, publish; search; seed-report reproduction."""
