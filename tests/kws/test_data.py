@@ -13,7 +13,8 @@ import soundfile as sf
 
 from harness.core.errors import HarnessError
 from harness.toolkit import datasets
-from tasks.kws import data
+from tasks.kws import corpus, data
+from tasks.kws import splits as split_lists
 from tasks.kws.data import (
     CLIP_SAMPLES,
     SplitList,
@@ -138,7 +139,7 @@ def test_split_folder_download_fallback(tmp_path, shared_data, monkeypatch):
     served = tmp_path / "served"
     shutil.copytree(shared_data / "ml4iot_kws_splits", served)
     with _serve(served) as base:
-        monkeypatch.setattr(data, "SPLIT_FILES", {n: (f"{base}/{n}", h) for n, (_, h) in data.SPLIT_FILES.items()})
+        monkeypatch.setattr(split_lists, "SPLIT_FILES", {n: (f"{base}/{n}", h) for n, (_, h) in data.SPLIT_FILES.items()})
         folder = find_split_lists(tmp_path / "empty-data")
     assert folder == tmp_path / "cache" / "downloads" / "ml4iot_kws_splits"
     assert len(load_split_lists(folder)["test"]) == 800
@@ -146,7 +147,7 @@ def test_split_folder_download_fallback(tmp_path, shared_data, monkeypatch):
 
 def test_split_folder_offline_error(tmp_path, monkeypatch):
     url = _closed_port_url("kws_train_split.txt")
-    monkeypatch.setattr(data, "SPLIT_FILES", {n: (url, h) for n, (_, h) in data.SPLIT_FILES.items()})
+    monkeypatch.setattr(split_lists, "SPLIT_FILES", {n: (url, h) for n, (_, h) in data.SPLIT_FILES.items()})
     with pytest.raises(HarnessError, match=rf"cannot download .*; put ml4iot_kws_splits/ .* in {tmp_path / 'd'}"):
         find_split_lists(tmp_path / "d")
 
@@ -201,7 +202,7 @@ def test_wav_tree_and_zip_match_flac(tmp_path, flac_corpus, sample_items):
 
 
 def test_corpus_missing_and_offline(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "CORPUS_URL", _closed_port_url("mini_speech_commands.zip"))
+    monkeypatch.setattr(corpus, "CORPUS_URL", _closed_port_url("mini_speech_commands.zip"))
     with pytest.raises(HarnessError, match=rf"put mini_speech_commands.zip .* in {tmp_path / 'd'} or pass --data-dir"):
         find_corpus(tmp_path / "d")
 
@@ -214,7 +215,7 @@ def test_downloaded_corpus_with_wrong_clip_count_is_discarded(tmp_path, monkeypa
     with zipfile.ZipFile(served / "mini_speech_commands.zip", "w") as zf:
         zf.writestr("mini_speech_commands/down/aa_nohash_0.wav", buf.getvalue())
     with _serve(served) as base:
-        monkeypatch.setattr(data, "CORPUS_URL", f"{base}/mini_speech_commands.zip")
+        monkeypatch.setattr(corpus, "CORPUS_URL", f"{base}/mini_speech_commands.zip")
         with pytest.raises(HarnessError, match="holds 1 clips, expected 8000"):
             find_corpus(tmp_path / "d")
     assert not (tmp_path / "cache" / "downloads" / "mini_speech_commands.zip").exists()
