@@ -129,7 +129,7 @@ def run_task(ctx: Context, cons, task_name: str, recipe_path: Path | None = None
         if shipped_m is None:
             shipped_m, shipped_build, shipped_blob = m, build, blob
         ctx.log(f"  seed {seed}: {'PASS' if per_seed[-1]['passed'] else 'FAIL'} — "
-                + ", ".join(f"{r.label.split(',')[0]} {r.measured_text()}" for r in rows))
+                + ", ".join(f"{report.short_label(r.label)} {r.measured_text()}" for r in rows))
     seconds["measure"] = time.perf_counter() - t0
 
     checks = aggregate(task, section, per_seed)
@@ -177,7 +177,7 @@ def run_task(ctx: Context, cons, task_name: str, recipe_path: Path | None = None
         "host_line": hostinfo.host_line(),
     }
     ctx.log(f"  {task_name}: {'PASS' if passed else 'FAIL'} — "
-            + ", ".join(f"{c['label'].split(',')[0]} {c['result']}" for c in checks))
+            + ", ".join(f"{report.short_label(c['label'])} {c['result']}" for c in checks))
     return TaskOutcome(rep, passed, files)
 
 

@@ -1,0 +1,82 @@
+"""The on-disk feature cache: keyed by content, verified by sha256 on every read."""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import zipfile
+from typing import Sequence
+
+import numpy as np
+
+from harness.toolkit.atomic import write_bytes
+from harness.toolkit.datasets import cache_dir
+from tasks.kws.features.args import PreprocessingArgs
+from tasks.kws.features.constants import _BATCH_CLIPS, FEATURES_VERSION, SOURCE_RATE_HZ
+from tasks.kws.features.numpy_pipeline import NumpyFeatures
+
+# --------------------------------------------------------------------------------------------
+# Training-set feature cache
+
+
+def features_cache_key(args: PreprocessingArgs, corpus_fingerprint: str, items: Sequence[tuple[str, str]],
+                       labels: Sequence[str]) -> str:
+    """Hash of everything the cached arrays depend on: args, the bytes read, row order, label order, code version."""
+    payload = {
+        "version": FEATURES_VERSION,
+        "args": args.to_dict(),
+        "corpus": corpus_fingerprint,
+        "order": hashlib.sha256("\n".join(f"{a}/{b}" for a, b in items).encode()).hexdigest(),
+        "labels": list(labels),
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def cached_features(corpus, items: Sequence[tuple[str, str]], labels: Sequence[str], args: PreprocessingArgs,
+                    split_name: str, use_cache: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(X float32 [N, frames, C, 1], y int32 [N]) for `items`, cached under <cache>/kws_features/.
+
+    Clips are decoded and featurised in chunks, so the raw audio of a whole split is never held.
+    """
+    from tasks.kws.data import iter_audio, label_indices, progress
+
+    y = label_indices(items, labels)
+    key = features_cache_key(args, corpus.fingerprint(items), items, labels)
+    path = cache_dir() / "kws_features" / f"{split_name}-{key}.npz"
+    shape = (len(items), *args.feature_shape, 1)
+    cached = _load_cached(path, shape, y) if use_cache else None
+    if cached is not None:
+        return cached, y
+    extractor = NumpyFeatures(args)
+    X = np.empty(shape, dtype=np.float32)
+    buffer = np.empty((_BATCH_CLIPS, SOURCE_RATE_HZ), dtype=np.int16)
+    filled = done = 0
+    for clip in progress(iter_audio(corpus, items), len(items), f"{split_name} features"):
+        buffer[filled] = clip
+        filled += 1
+        if filled == _BATCH_CLIPS:
+            X[done:done + filled] = extractor.batch(buffer)
+            done, filled = done + filled, 0
+    if filled:
+        X[done:done + filled] = extractor.batch(buffer[:filled])
+    blob = io.BytesIO()
+    np.savez(blob, X=X, y=y, sha256=np.array(hashlib.sha256(X.tobytes()).hexdigest()))
+    write_bytes(path, blob.getvalue())
+    return X, y
+
+
+def _load_cached(path, shape: tuple[int, ...], y: np.ndarray) -> np.ndarray | None:
+    """The cached X if the file is there and consistent; a damaged cache is ignored (and rewritten)."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path) as data:
+            X, y_cached, digest = data["X"], data["y"], str(data["sha256"])
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        print(f"  feature cache {path} is unreadable; recomputing", flush=True)
+        return None
+    if (X.shape != shape or X.dtype != np.float32 or not np.array_equal(y_cached, y)
+            or hashlib.sha256(X.tobytes()).hexdigest() != digest):
+        print(f"  feature cache {path} does not match its record; recomputing", flush=True)
+        return None
+    return X
