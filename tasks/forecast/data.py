@@ -92,7 +92,10 @@ def read_file(path: str | Path) -> tuple[pd.DataFrame, SourceFile]:
     path = Path(path)
     if not path.is_file():
         raise HarnessError(f"{path}: Jena climate file not found")
-    raw, member = _read_member(path)
+    try:
+        raw, member = _read_member(path)
+    except OSError as e:
+        raise HarnessError(f"{path}: cannot read ({e.strerror or e})") from None
     where = f"{path}:{member}" if member else str(path)
     text = _decode(raw, where)
     try:
@@ -100,6 +103,8 @@ def read_file(path: str | Path) -> tuple[pd.DataFrame, SourceFile]:
     except Exception as e:  # pandas raises several types for malformed CSV
         raise HarnessError(f"{where}: cannot parse CSV ({type(e).__name__}: {e})") from None
     df.columns = [c.strip() for c in df.columns]
+    if df.empty:
+        raise HarnessError(f"{where}: no data rows (the file has a header only)")
     time_col = next((c for c in TIME_COLUMNS if c in df.columns), None)
     if time_col is None:
         raise HarnessError(f"{where}: no time column (expected one of {', '.join(TIME_COLUMNS)})")

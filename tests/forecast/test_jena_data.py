@@ -80,3 +80,15 @@ def test_zip_with_two_csv_members_is_rejected(tmp_path):
         zf.writestr("b.csv", "y")
     with pytest.raises(HarnessError, match="expected one .csv member"):
         jena.load([z])
+
+
+def test_a_header_only_file_is_one_clear_error(tmp_path):
+    import pytest
+
+    from harness.core.errors import HarnessError
+    from tasks.forecast import data as jena
+
+    p = tmp_path / "header.csv"
+    p.write_text('"Date Time","p (mbar)","T (degC)","rh (%)"\n')
+    with pytest.raises(HarnessError, match="header.csv: no data rows"):
+        jena.read_file(p)
