@@ -16,7 +16,7 @@ SEEDS    ?= 1
 JOBS     ?= 1
 RUN_ARGS := $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(JENA),--jena $(JENA)) $(if $(PROFILE),--profile $(PROFILE)) --seeds $(SEEDS) --jobs $(JOBS) $(ARGS)
 
-.PHONY: venv version-% all-versions all-suites reference test bench search seed-reports list clean-cache
+.PHONY: venv version-% all-versions all-suites reference test bench search seed-reports check list clean-cache
 
 venv: $(STAMP)
 $(STAMP): requirements.txt
@@ -38,6 +38,11 @@ all-suites: $(STAMP)
 reference: $(STAMP)
 	$(PY) -m harness run --suite $(if $(filter command line,$(origin SUITE)),$(SUITE),all) --out results/reference \
 	  --seeds 5 --jobs 2 $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(JENA),--jena $(JENA)) $(ARGS)
+
+# make check MODEL=my.tflite.zip VERSION=a SUITE=ml4iot-2023 [TASK=kws] ARGS="--sidecar sidecar.json"
+check: $(STAMP)
+	$(PY) -m harness check $(MODEL) --suite $(SUITE) --version $(VERSION) $(if $(TASK),--task $(TASK)) \
+	  $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(JENA),--jena $(JENA)) $(ARGS)
 
 list: $(STAMP)
 	$(PY) -m harness list

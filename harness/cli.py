@@ -30,7 +30,8 @@ def _context(args):
 
     options = {}
     for name in tasks.names():
-        for flag, kw in tasks.get(name).cli_options:
+        t = tasks.get(name)
+        for flag, kw in t.cli_options + t.check_options + (("--kernels", {}),):
             dest = kw.get("dest") or flag.lstrip("-").replace("-", "_")
             if getattr(args, dest, None) is not None:
                 options[dest] = getattr(args, dest)
@@ -38,13 +39,17 @@ def _context(args):
                    use_cache=not getattr(args, "no_cache", False), options=options)
 
 
-def _task_options(p: argparse.ArgumentParser) -> None:
+def _task_options(p: argparse.ArgumentParser, check: bool = False) -> None:
     """Each registered task's own command-line options (the harness knows none of them by name)."""
     from harness.core import task as tasks
+    from harness.toolkit.measure.interpreter import KERNELS
 
+    p.add_argument("--kernels", choices=KERNELS, help="interpreter kernels for accuracy (default: LiteRT's default; "
+                   "reference: the builtin reference kernels)")
     seen = set()
     for name in tasks.names():
-        for flag, kw in tasks.get(name).cli_options:
+        t = tasks.get(name)
+        for flag, kw in t.cli_options + (t.check_options if check else ()):
             if flag not in seen:
                 seen.add(flag)
                 p.add_argument(flag, **kw)
@@ -98,6 +103,18 @@ def _ensure_data(ctx, plan, only_tasks) -> None:
                     problems.append(str(e))
     if problems:
         raise HarnessError(" | ".join(problems))
+
+
+def cmd_check(args) -> int:
+    from harness.pipeline import check_file
+
+    ctx = _context(args)
+    rep = check_file.check_file(ctx, Path(args.model), args.suite, args.version, args.task,
+                                out=Path(args.out) if args.out else None)
+    print(check_file.markdown(rep), end="")
+    if rep.get("report"):
+        _log(f"-> {rep['report']}")
+    return 0 if rep["passed"] or not args.strict else 1
 
 
 def cmd_list(args) -> int:
@@ -181,6 +198,16 @@ def parser() -> argparse.ArgumentParser:
     sd.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "results"))
     _task_options(sd)
     sd.set_defaults(fn=cmd_seed_reports)
+    c = sub.add_parser("check", help="measure your own model file against a version's limits (no training)")
+    c.add_argument("model", help="a .tflite, .tflite.zlib or .tflite.zip file")
+    c.add_argument("--suite", default="ml4iot-2022")
+    c.add_argument("--version", required=True)
+    c.add_argument("--task", help="the task (default: the version's only task)")
+    c.add_argument("--data-dir")
+    c.add_argument("--out", help="also write the table (markdown + JSON) under this results folder")
+    c.add_argument("--strict", action="store_true", help="exit 1 when the file fails a limit")
+    _task_options(c, check=True)
+    c.set_defaults(fn=cmd_check, no_cache=False)
     ls = sub.add_parser("list", help="list suites and versions")
     ls.set_defaults(fn=cmd_list)
     return p

@@ -107,6 +107,13 @@ class TaskBase:
     def prepare(self, ctx: Context, section: dict, recipe) -> None:
         """Fill on-disk caches (e.g. features) before builds start in worker processes."""
 
+    # Options of `check` only (how to read a user's file): (flag, argparse keyword arguments), into ctx.options.
+    check_options: tuple[tuple[str, dict], ...] = ()
+
+    def setup_for_artifact(self, ctx: Context, section: dict, recipe) -> tuple[dict, object, list[str]]:
+        """How to read a user's own file: (section, recipe, assumptions stated in the table)."""
+        return section, recipe, [f"inputs as the version's default recipe ({recipe.path}) defines them"]
+
     def ensure_data(self, ctx: Context, section: dict) -> None:
         """Find (or download) every input this section needs; raise HarnessError naming what is missing."""
 

@@ -48,6 +48,24 @@ def _check_dict(r: check.CheckRow) -> dict:
             "passed": r.passed, "fmt": r.fmt, "limit_text": r.limit_text(), "measured_text": r.measured_text(), "result": r.result_text()}
 
 
+def measure_artifact(ctx: Context, task, section: dict, recipe, blob: bytes, fmt: str, split: str = "test",
+                     latency: bool = True):
+    """Measure one submitted file as a grader would: unpack it, run the task's measurement, check the limits.
+
+    Returns the Measurement and a JSON record (figures, intervals, validation figures when reporting)."""
+    deployed = package.unpack(blob, fmt, "artifact")
+    with quiet_stderr():
+        m = task.measure(ctx, section, recipe, deployed, split=split, latency=latency)
+        val = (task.measure(ctx, section, recipe, deployed, split="val", latency=False).metrics
+               if split == "test" else dict(m.metrics))
+    m.metrics["size_bytes"] = float(len(blob))
+    rows = check.evaluate(task.limits, section, m.metrics)
+    return m, {"tflite_sha256": hashlib.sha256(deployed).hexdigest(), "artifact_sha256": hashlib.sha256(blob).hexdigest(),
+               "bytes": len(blob), "metrics": m.metrics, "val_metrics": val, "passed": check.verdict(rows),
+               "checks": [_check_dict(r) for r in rows], "intervals": {k: list(v) for k, v in m.intervals.items()},
+               "interval_method": m.interval_method}
+
+
 def aggregate(task, section: dict, per_seed: list[dict]) -> list[dict]:
     """One row per limit over every seed: spread, passes k/N, the shipped seed's figure and interval, marginal."""
     shipped = per_seed[0]
@@ -112,20 +130,11 @@ def run_task(ctx: Context, cons, task_name: str, recipe_path: Path | None = None
     per_seed, shipped_m = [], None
     for seed, (build, cached, key) in zip(seed_list, builds):
         blob = package.pack(build.tflite, fmt)
-        deployed = package.unpack(blob, fmt, f"seed {seed} artifact")  # measure what a grader unpacks
-        with quiet_stderr():
-            m = task.measure(ctx, section, with_seed(recipe, seed), deployed, split=split, latency=latency)
-            val = (task.measure(ctx, section, with_seed(recipe, seed), deployed, split="val", latency=False).metrics
-                   if split == "test" else dict(m.metrics))
-        m.metrics["size_bytes"] = float(len(blob))
+        m, record = measure_artifact(ctx, task, section, with_seed(recipe, seed), blob, fmt, split, latency)
+        record.update({"seed": seed, "shipped": seed == recipe["seed"], "build_key": key, "build_cached": cached,
+                       "built_on": build.info.get("built_on"), "selected_epoch": build.info.get("selected_epoch")})
+        per_seed.append(record)
         rows = check.evaluate(task.limits, section, m.metrics)
-        per_seed.append({"seed": seed, "shipped": seed == recipe["seed"], "build_key": key, "build_cached": cached,
-                         "tflite_sha256": hashlib.sha256(build.tflite).hexdigest(),
-                         "artifact_sha256": hashlib.sha256(blob).hexdigest(), "bytes": len(blob),
-                         "metrics": m.metrics, "val_metrics": val, "passed": check.verdict(rows),
-                         "checks": [_check_dict(r) for r in rows],
-                         "intervals": {k: list(v) for k, v in m.intervals.items()}, "interval_method": m.interval_method,
-                         "built_on": build.info.get("built_on"), "selected_epoch": build.info.get("selected_epoch")})
         if shipped_m is None:
             shipped_m, shipped_build, shipped_blob = m, build, blob
         ctx.log(f"  seed {seed}: {'PASS' if per_seed[-1]['passed'] else 'FAIL'} — "

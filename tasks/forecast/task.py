@@ -101,6 +101,11 @@ class ForecastTask(TaskBase):
             ctx.cache[key] = s
         return ctx.cache[key]
 
+    def setup_for_artifact(self, ctx, section, recipe):
+        return section, recipe, ["the model takes [1, 6, 2] float32 in °C and %RH and returns [1, K, 2] in the same units "
+                                 "(normalization inside the model, as the harness's own files); evaluation profile "
+                                 f"{ctx.options.get('profile') or 'course'}"]
+
     def ensure_data(self, ctx, section) -> None:
         find_files(ctx)
 
@@ -194,7 +199,7 @@ class ForecastTask(TaskBase):
         ctx.open_split(split)
         w = self.windows(ctx, section, recipe)
         K = section["output_steps"]
-        runner = Runner(tflite)
+        runner = Runner(tflite, kernels=ctx.options.get("kernels") or "default")
         expected_in = (1, section["input_steps"], 2)
         if runner.input_shape != expected_in or runner.output_shape != (1, K, 2):
             raise HarnessError(f"model I/O is {runner.input_shape} -> {runner.output_shape}, expected {expected_in} -> (1, {K}, 2)")

@@ -138,6 +138,53 @@ class KwsTask(TaskBase):
             ctx.cache[key] = (s, source)
         return ctx.cache[key]
 
+    check_options = (
+        ("--sidecar", {"help": "kws: the model's sidecar JSON (PREPROCESSING_ARGS and LABELS)"}),
+        ("--preprocessing", {"help": "kws: the course's PREPROCESSING_ARGS as a JSON file"}),
+        ("--kws-flags", {"help": "kws: the flags of the course's kws_latency.py command, e.g. "
+                                 "'--rate 8000 --bins 16 --length 320 --stride 160 --mfcc'"}),
+        ("--labels", {"help": "kws: labels file (a Python list, as the course's labels.txt) giving the output order"}),
+    )
+
+    def setup_for_artifact(self, ctx, section, recipe):
+        import json
+
+        from harness.core.recipes import Recipe
+
+        o, notes, args, labels = ctx.options, [], None, None
+        if o.get("sidecar"):
+            try:
+                side = json.loads(Path(o["sidecar"]).read_text())
+                args, labels = side["PREPROCESSING_ARGS"], side.get("LABELS")
+            except (OSError, ValueError, KeyError, TypeError) as e:
+                raise HarnessError(f"{o['sidecar']}: not a sidecar with PREPROCESSING_ARGS ({type(e).__name__}: {e})") from None
+            notes.append(f"preprocessing from the sidecar {o['sidecar']}")
+        if o.get("preprocessing"):
+            try:
+                args = json.loads(Path(o["preprocessing"]).read_text())
+            except (OSError, ValueError) as e:
+                raise HarnessError(f"{o['preprocessing']}: not a JSON file of PREPROCESSING_ARGS ({e})") from None
+            notes.append(f"preprocessing from {o['preprocessing']}")
+        if o.get("kws_flags"):
+            args = feat.args_from_course_flags(o["kws_flags"])
+            notes.append(f"preprocessing from the course command line `python kws_latency.py {o['kws_flags']}`")
+        if args is None:
+            raise HarnessError("checking a keyword-spotting file needs its preprocessing: --sidecar FILE, "
+                               "--preprocessing FILE (PREPROCESSING_ARGS as JSON) or --kws-flags '...'")
+        args = feat.PreprocessingArgs.from_dict(args, where="preprocessing arguments").to_dict()
+        if o.get("labels"):
+            labels = msc.load_labels(o["labels"])
+            notes.append(f"output order from {o['labels']}")
+        elif labels:
+            notes.append("output order from the sidecar's LABELS")
+        else:
+            labels = section["labels"]
+            notes.append(f"output order: the edition's labels {labels}")
+        if sorted(labels) != sorted(section["labels"]):
+            raise HarnessError(f"labels {labels} are not the keywords of this version ({section['labels']})")
+        notes.append(f"interpreter kernels: {ctx.options.get('kernels') or 'default'}")
+        return dict(section, labels=list(labels)), Recipe(recipe.path, dict(recipe.data, features=args)), notes
+
     def ensure_data(self, ctx, section) -> None:
         self.corpus(ctx)
         if section["split"] != "hash":
@@ -205,7 +252,7 @@ class KwsTask(TaskBase):
         ctx.open_split(split)
         args = feat.PreprocessingArgs.from_dict(recipe["features"])
         x_te, y_te = self.features(ctx, section, recipe, split)
-        runner = Runner(tflite)
+        runner = Runner(tflite, kernels=ctx.options.get("kernels") or "default")
         expected = (1, *args.feature_shape, 1)
         if runner.input_shape != expected:
             raise HarnessError(f"model input is {runner.input_shape}, but {args.describe()} gives {expected}")

@@ -188,3 +188,47 @@ def test_keras_and_tflite_agree(name, params):
     deployed = keras().Sequential([m, keras().layers.Softmax()])
     runner = Runner(convert.to_tflite(deployed, "none"))
     np.testing.assert_allclose(runner.predict(x), deployed.predict(x, verbose=0), atol=1e-5)
+
+
+def test_check_reproduces_the_runs_figures_from_the_file_and_sidecar(tiny_run, tiny_data):
+    from harness.pipeline import check_file
+
+    out, folder = tiny_run
+    ctx = Context(data_dir=tiny_data / "data", log=lambda m: None, options={"sidecar": str(folder / "sidecar.json")})
+    rep = check_file.check_file(ctx, folder / "model.tflite.zip", "tiny", "a", constraints_dir=tiny_data / "constraints")
+    assert rep["details"]["predictions"] == out.report["details"]["predictions"]
+    assert [c["measured"] for c in rep["checks"][:2]] == [c["measured"] for c in out.report["checks"][:2]]
+    assert rep["passed"] == out.report["passed"] and "sidecar" in " ".join(rep["assumptions"])
+    # the same figures from the course's command-line flags instead of the sidecar
+    args = json.loads((folder / "sidecar.json").read_text())["PREPROCESSING_ARGS"]
+    flags = (f"--rate {args['sampling_rate']} --length {round(args['frame_length_in_s'] * args['sampling_rate'])} "
+             f"--stride {round(args['frame_step_in_s'] * args['sampling_rate'])} --bins {args['num_mel_bins']} "
+             f"--lower-frequency {args['lower_frequency']} --upper-frequency {args['upper_frequency']} "
+             f"--coeff {args['num_coefficients']} --mfcc")
+    ctx = Context(data_dir=tiny_data / "data", log=lambda m: None, options={"kws_flags": flags})
+    again = check_file.check_file(ctx, folder / "model.tflite.zip", "tiny", "a", constraints_dir=tiny_data / "constraints")
+    assert again["details"]["predictions"] == rep["details"]["predictions"]
+
+
+def test_check_needs_the_preprocessing_and_rejects_a_broken_file(tiny_run, tiny_data, tmp_path):
+    from harness.pipeline import check_file
+
+    _, folder = tiny_run
+    ctx = Context(data_dir=tiny_data / "data", log=lambda m: None)
+    with pytest.raises(HarnessError, match="needs its preprocessing"):
+        check_file.check_file(ctx, folder / "model.tflite.zip", "tiny", "a", constraints_dir=tiny_data / "constraints")
+    broken = tmp_path / "broken.tflite.zip"
+    broken.write_bytes(b"PK\x03\x04 not really a zip")
+    ctx = Context(data_dir=tiny_data / "data", log=lambda m: None, options={"sidecar": str(folder / "sidecar.json")})
+    with pytest.raises(HarnessError, match="cannot unpack as zip"):
+        check_file.check_file(ctx, broken, "tiny", "a", constraints_dir=tiny_data / "constraints")
+
+
+def test_course_latency_flags_give_the_preprocessing_arguments():
+    args = feat.PreprocessingArgs.from_dict(feat.args_from_course_flags("--rate 8000 --bins 16 --length 320 --stride 160 --mfcc"))
+    assert args.sampling_rate == 8000 and args.frame_length == 320 and args.frame_step == 160
+    assert args.num_mel_bins == 16 and args.num_coefficients == 10 and args.feature_shape == (49, 10)
+    with pytest.raises(HarnessError, match="only the --mfcc path"):
+        feat.args_from_course_flags("--rate 16000")
+    with pytest.raises(HarnessError, match="unknown flag"):
+        feat.args_from_course_flags("--mfcc --frobnicate 3")

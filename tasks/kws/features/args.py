@@ -141,3 +141,32 @@ class PreprocessingArgs:
         return (f"{self.sampling_rate} Hz, frame {self.frame_length_in_s * 1000:g}/{self.frame_step_in_s * 1000:g} ms "
                 f"({self.frame_length}/{self.frame_step} samples), {self.num_mel_bins} mel "
                 f"{self.lower_frequency:g}-{self.upper_frequency:g} Hz, {kind} -> {self.num_frames}x{self.num_features}")
+
+
+def args_from_course_flags(flags: str) -> dict:
+    """PREPROCESSING_ARGS from the flags of the course's kws_latency.py (2020/21-2021/22), with its defaults."""
+    import argparse
+    import shlex
+
+    p = argparse.ArgumentParser(prog="kws_latency.py", add_help=False, exit_on_error=False)
+    p.add_argument("--rate", type=int, default=16000)
+    p.add_argument("--mfcc", action="store_true")
+    p.add_argument("--resize", type=int, default=32)
+    p.add_argument("--length", type=int, default=640)
+    p.add_argument("--stride", type=int, default=320)
+    p.add_argument("--bins", type=int, default=40)
+    p.add_argument("--coeff", type=int, default=10)
+    p.add_argument("--lower-frequency", type=float, default=20.0)
+    p.add_argument("--upper-frequency", type=float, default=4000.0)
+    p.add_argument("--model")
+    try:
+        a, unknown = p.parse_known_args(shlex.split(flags))
+    except (argparse.ArgumentError, ValueError) as e:
+        raise HarnessError(f"--kws-flags {flags!r}: {e}") from None
+    if unknown:
+        raise HarnessError(f"--kws-flags {flags!r}: unknown flag {unknown[0]!r}")
+    if not a.mfcc:
+        raise HarnessError(f"--kws-flags {flags!r}: only the --mfcc path is supported (the STFT-resize path is not)")
+    return {"sampling_rate": a.rate, "frame_length_in_s": a.length / a.rate, "frame_step_in_s": a.stride / a.rate,
+            "num_mel_bins": a.bins, "lower_frequency": a.lower_frequency, "upper_frequency": a.upper_frequency,
+            "num_coefficients": a.coeff}
