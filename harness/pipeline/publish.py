@@ -11,20 +11,11 @@ import shutil
 from pathlib import Path
 
 from harness.core.errors import HarnessError
+from harness.toolkit.hostinfo import pid_alive
 
 
 def _old(final: Path) -> Path:
     return final.with_name(f".{final.name}.old")
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def recover(final: Path) -> None:
@@ -43,7 +34,7 @@ def recover(final: Path) -> None:
                 pid = int(p.name.rsplit("-", 2)[-2])
             except ValueError:
                 pid = -1
-            if pid != os.getpid() and not _pid_alive(pid):
+            if pid != os.getpid() and not pid_alive(pid):
                 shutil.rmtree(p, ignore_errors=True)
         elif p.name.startswith(".") and p.name.endswith(".tmp") and p.is_file():
             p.unlink(missing_ok=True)  # a temp file of an atomic write that was killed

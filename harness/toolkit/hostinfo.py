@@ -92,3 +92,16 @@ def build_host() -> dict:
     """Where a build ran: the CPU and its features, and the numeric settings in force."""
     return {"cpu": cpu_model(), "machine": platform.machine(), "cpu_flags": cpu_flags(), "env": numeric_pins(),
             "versions": versions()}
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process of this host still runs (a killed run's leftovers are recognised by a dead pid)."""
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from harness.core.errors import HarnessError
 from harness.toolkit import atomic
+from harness.toolkit.hostinfo import pid_alive
 
 
 def default_storage(suite: str, version: str, task: str, out_dir: Path) -> str:
@@ -103,7 +104,7 @@ def recover_interrupted(study, log) -> int:
         if not owner.startswith(host + ":"):
             continue  # another machine's trial: the database heartbeat handles it
         pid = int(owner.rsplit(":", 1)[1])
-        if _alive(pid):
+        if pid_alive(pid):
             continue
         study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)  # noqa: SLF001 - no public API for this
         study.enqueue_trial(t.params, user_attrs={"retry_of": t.number}, skip_if_exists=False)
@@ -112,12 +113,3 @@ def recover_interrupted(study, log) -> int:
         log(f"  resumed: {n} interrupted trial(s) queued again")
     return n
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
