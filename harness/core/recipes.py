@@ -15,7 +15,7 @@ from harness.core.config import Field, apply_overrides, in_range, one_of, read_t
 from harness.core.constraints import SIZE_FORMATS
 from harness.core.errors import HarnessError
 
-QUANT_MODES = ("none", "dynamic", "float16", "int8")
+QUANT_MODES = ("none", "dynamic", "float16", "int8", "int4")
 
 TRAIN_SCHEMA = {
     "epochs": Field(int, default=20, check=in_range(1, 10_000)),

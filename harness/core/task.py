@@ -148,7 +148,7 @@ class TaskBase:
 
 
 def bytes_per_weight(mode: str) -> float:
-    return {"none": 4.0, "float16": 2.0, "dynamic": 1.0, "int8": 1.0}[mode]
+    return {"none": 4.0, "float16": 2.0, "dynamic": 1.0, "int8": 1.0, "int4": 0.5}[mode]
 
 
 def size_floor(params: int, recipe) -> int:
