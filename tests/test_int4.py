@@ -196,3 +196,12 @@ def test_recipes_accept_int4():
         recipes.load(path, task, ['quantize.mode="int4"', "quantize.qat_epochs=2"])
     with pytest.raises(HarnessError, match="quantize.mode"):
         recipes.load(path, task, ['quantize.mode="int3"'])
+
+
+def test_the_table_says_which_runtimes_load_the_file(built):
+    from harness.toolkit.measure.interpreter import runtimes_loading
+
+    loads = runtimes_loading(built["int4"])
+    assert any(k.startswith("ai_edge_litert") and v == "yes" for k, v in loads.items())
+    assert any(k.startswith("tf.lite") and v == "yes" for k, v in loads.items())
+    assert runtimes_loading(b"not a model")["ai_edge_litert " + __import__("importlib").metadata.version("ai-edge-litert")].startswith("no (")

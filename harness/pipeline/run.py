@@ -21,6 +21,7 @@ from harness.core.task import get as get_task
 from harness.pipeline import publish, report
 from harness.pipeline.builds import build_seeds, seeds_of, with_seed
 from harness.toolkit import atomic, hostinfo, package
+from harness.toolkit.measure.interpreter import runtimes_loading
 from harness.toolkit.tfsetup import quiet_stderr
 
 # -- one task -------------------------------------------------------------------------------------
@@ -143,6 +144,11 @@ def run_task(ctx: Context, cons, task_name: str, recipe_path: Path | None = None
 
     checks = aggregate(task, section, per_seed)
     passed = all(s["passed"] for s in per_seed)
+    if split == "test":
+        loads = runtimes_loading(shipped_build.tflite)
+        shipped_m.rows.append(("Runtimes that load and run the shipped file",
+                               ", ".join(f"{k}: {v}" for k, v in loads.items())
+                               + "; tflite-runtime not tested (it needs numpy < 2)"))
     # Package: the file a user would submit (the recipe seed's), and its sidecar.
     art_name = "model" + package.SUFFIX[fmt]
     sidecar = task.sidecar(ctx, section, recipe)

@@ -1,6 +1,8 @@
 """Load a deployed model in the LiteRT interpreter (tf.lite.Interpreter only as a fallback)."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from harness.core.errors import HarnessError
@@ -108,4 +110,28 @@ def weight_sparsity(tflite: bytes) -> dict[str, float]:
     total = sum(v[1] for v in per_op.values())
     out = {k: v[0] / v[1] for k, v in per_op.items() if v[1]}
     out["all"] = total_zero / total if total else 0.0
+    return out
+
+
+def runtimes_loading(tflite: bytes) -> dict[str, str]:
+    """Which interpreters installed here load and run the file once: name -> "yes" or the reason it failed.
+
+    tflite-runtime (what a Raspberry Pi user often installs) cannot be tested beside numpy 2 on this stack."""
+    from importlib import metadata
+
+    out = {}
+    for name, make in (("ai_edge_litert", lambda: __import__("ai_edge_litert.interpreter", fromlist=["Interpreter"]).Interpreter),
+                       ("tf.lite", lambda: __import__("harness.toolkit.tfsetup", fromlist=["tf"]).tf().lite.Interpreter)):
+        version = metadata.version("ai-edge-litert" if name == "ai_edge_litert" else "tensorflow")
+        try:
+            with quiet_stderr(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice: we test it on purpose
+                it = make()(model_content=tflite, num_threads=1)
+                it.allocate_tensors()
+                d = it.get_input_details()[0]
+                it.set_tensor(d["index"], np.zeros(d["shape"], d["dtype"]))
+                it.invoke()
+            out[f"{name} {version}"] = "yes"
+        except Exception as e:  # any failure to load or run is the answer, not an error of the run
+            out[f"{name} {version}"] = f"no ({type(e).__name__}: {' '.join(str(e).split())[:120]})"
     return out
