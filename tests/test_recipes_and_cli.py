@@ -77,3 +77,11 @@ def test_seed_file_rejects_unknown_claims(tmp_path):
                  'claimed = { accuracy = 90 }\n')
     with pytest.raises(HarnessError, match="unknown key 'accuracy'"):
         seeds.load(p)
+
+
+def test_seed_reports_reject_an_unknown_id_before_running_anything(tmp_path):
+    from harness.pipeline import seed_reports
+
+    with pytest.raises(HarnessError, match="no seed report with id 'nope'"):
+        seed_reports.reproduce(None, only=["nope"], out_dir=tmp_path)
+    assert not any(tmp_path.iterdir())

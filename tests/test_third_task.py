@@ -47,3 +47,18 @@ def test_a_third_task_can_be_searched(tmp_path, toy):
     res = search.search(ctx, cfg)
     assert res["complete"] == 3 and res["best"] is not None
     assert (tmp_path / "out" / "toy" / "search-a-toy.best.toml").is_file()
+
+
+def test_the_same_search_seed_gives_the_same_trials(tmp_path, toy):
+    import optuna
+
+    params = []
+    for run_dir in ("a", "b"):
+        ctx = Context(data_dir=tmp_path, log=lambda m: None)
+        cfg = search.SearchConfig(suite="toy", version="a", task="toy", trials=4, out_dir=tmp_path / run_dir,
+                                  constraints_dir=TOY / "constraints", seeds=1, seed=11)
+        search.search(ctx, cfg)
+        study = optuna.load_study(study_name="toy-a-toy",
+                                  storage=search.open_storage(str(tmp_path / run_dir / "toy" / "search-a-toy.journal")))
+        params.append([t.params for t in study.trials])
+    assert params[0] == params[1] and len(params[0]) == 4

@@ -6,7 +6,6 @@ against its model registry. Any key can be overridden from the command line: --s
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,10 +61,6 @@ class Recipe:
 
     def __getitem__(self, key):
         return self.data[key]
-
-    @property
-    def key(self) -> str:
-        return hashlib.sha256(json.dumps(self.data, sort_keys=True).encode()).hexdigest()[:16]
 
     def to_toml(self) -> str:
         """Serialise back to TOML (used to write search winners as recipe files)."""

@@ -26,7 +26,6 @@ OFFICIAL_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/jena
 # sha256 of the CSV inside the official archive (the archive itself has no published hash).
 OFFICIAL_CSV_SHA256 = "eb3df9da6c25039f10814ded0a14138bb0afa3612be9cf79cafdf1cf6f95172e"
 OFFICIAL_CSV_BYTES = 43_153_776
-OFFICIAL_ROWS = 420_551
 
 
 @dataclass

@@ -42,12 +42,6 @@ def summarize(samples_ms: np.ndarray, statistic: str) -> dict:
     }
 
 
-def timed(fn: Callable[[], object]) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
-
-
 def inference_ms(runner, x: np.ndarray, runs: int = 200) -> dict:
     """Median model latency of a batch-1 input (set input + invoke + read output)."""
     def step(_):
