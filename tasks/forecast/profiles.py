@@ -150,7 +150,7 @@ def _minute(t) -> str:
     return np.datetime_as_string(np.datetime64(t), unit="m").replace("T", " ")
 
 
-def _segments(times: np.ndarray, a: int, b: int) -> list[tuple[int, int]]:
+def segments(times: np.ndarray, a: int, b: int) -> list[tuple[int, int]]:
     # duplicated timestamps (step 0) stay inside a segment; only a forward jump > 10 min breaks it
     jumps = np.flatnonzero(np.diff(times[a:b]) > data.STEP.to_timedelta64()) + 1 + a
     edges = [a, *map(int, jumps), b]
@@ -164,7 +164,7 @@ def split(series: data.Series, profile: Profile, input_steps: int, output_steps:
     length = input_steps + output_steps
     x, y, times, info = {}, {}, {}, SplitInfo(profile.name, {}, {}, {}, {}, {})
     for s, (a, b) in bounds.items():
-        continuous = _segments(series.times, a, b)
+        continuous = segments(series.times, a, b)
         segs = continuous if dates else [(a, b)]  # course: one run per split, gaps spanned
         parts = [windows.make_windows(series.values[p:q], input_steps, output_steps) for p, q in segs]
         x[s] = np.concatenate([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]

@@ -80,6 +80,8 @@ class ForecastTask(TaskBase):
     constraint_schema = CONSTRAINT_SCHEMA
     cli_options = (("--jena", {"nargs": "+", "metavar": "FILE",
                                "help": "Jena climate file(s), CSV or zip, joined in time order"}),
+                   ("--cross-year", {"nargs": "+", "metavar": "FILE", "dest": "cross_year",
+                                     "help": "also evaluate the shipped forecaster on these Jena files as a held-out year"}),
                    ("--profile", {"help": "forecasting evaluation profile: a name in tasks/forecast/profiles/ "
                                           "(course, full-season) or a TOML file (default: course)"}),)
     limits = [
@@ -229,6 +231,8 @@ class ForecastTask(TaskBase):
         prof = self.profile(ctx)
         rows.insert(0, ("Evaluation profile", profiles.describe(prof, info) if info else
                         "course: chronological 70/20/10 split by row over the files given (as Lab 3)"))
+        if split == "test" and ctx.options.get("cross_year"):
+            rows.append(self.held_out_year(ctx, section, recipe, runner))
         sections, files = [], {}
         times = (w.times or {}).get(split) if getattr(w, "times", None) else None
         if times is None:
@@ -266,6 +270,24 @@ class ForecastTask(TaskBase):
                 "runtime": runner.runtime,
             },
         )
+
+    def held_out_year(self, ctx, section, recipe, runner) -> tuple[str, str]:
+        """The shipped file on every window of other files (another year): windows never cross a gap there."""
+        files = [Path(f) for f in ctx.options["cross_year"]]
+        s = jena.load(files, duplicates=recipe["data"]["duplicates"])
+        K, n_in = section["output_steps"], section["input_steps"]
+        xs, ys = [], []
+        for a, b in profiles.segments(s.times, 0, len(s.values)):
+            x, y = windows.make_windows(s.values[a:b], n_in, K)
+            xs.append(x)
+            ys.append(y)
+        x, y = np.concatenate(xs), np.concatenate(ys)
+        mae = windows.mae_per_feature(runner.predict(x), y)
+        pers = windows.mae_per_feature(windows.persistence(x, K), y)
+        names = ", ".join(f.name for f in files)
+        return (f"Held-out year ({names}, {len(x):,} windows, not used for training or selection)",
+                f"MAE(T) {mae[0]:.4f} °C, MAE(RH) {mae[1]:.4f} %RH; persistence {pers[0]:.4f} °C, {pers[1]:.4f} %RH; "
+                f"under this version's limits: {'PASS' if mae[0] < section['max_mae_t_degc'] and mae[1] < section['max_mae_rh_pct'] else 'FAIL'}")
 
     def size_floor_bytes(self, ctx, section, recipe) -> int:
         w = self.windows(ctx, section, recipe)

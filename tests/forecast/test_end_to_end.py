@@ -131,3 +131,11 @@ def test_full_season_profile_reports_its_split_the_baseline_and_error_by_month(t
     ctx2 = Context(data_dir=tmp_path, options={"jena": [jena_2017b, jena_2020]}, log=lambda m: None)
     course = run.run_task(ctx2, constraints.load("ml4iot-2022", "a"), "forecast", overrides=["train.epochs=1"])
     assert course.report["seeds"][0]["build_key"] != task["seeds"][0]["build_key"]
+
+
+def test_cross_year_evaluates_the_shipped_file_on_another_year(tmp_path, jena_slice, jena_2017b):
+    ctx = Context(data_dir=tmp_path, options={"jena": [jena_slice], "cross_year": [str(jena_2017b)]}, log=lambda m: None)
+    out = run.run_task(ctx, constraints.load("ml4iot-2022", "a"), "forecast", overrides=["train.epochs=1"])
+    row = dict(out.report["rows"])
+    text = next(v for k, v in row.items() if k.startswith("Held-out year (mpi_roof_2017b.zip"))
+    assert "MAE(T)" in text and "persistence" in text and ("PASS" in text or "FAIL" in text)
