@@ -116,6 +116,19 @@ def cmd_check(args) -> int:
     return 0 if rep["passed"] or not args.strict else 1
 
 
+def cmd_summarize(args) -> int:
+    from harness.pipeline import report
+
+    out = Path(args.out)
+    suites = sorted({r["suite"] for r in report.load_reports(out)})
+    if not suites:
+        raise HarnessError(f"{out}: no version reports to summarize")
+    for suite in suites:
+        report.write_summaries(out, suite)
+    _log(f"-> {out / 'summary.md'} ({len(suites)} suite(s))")
+    return 0
+
+
 def cmd_list(args) -> int:
     from harness.core import constraints
 
@@ -201,6 +214,9 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--strict", action="store_true", help="exit 1 when the file fails a limit")
     _task_options(c, check=True)
     c.set_defaults(fn=cmd_check, no_cache=False)
+    sm = sub.add_parser("summarize", help="rewrite the summaries of a results folder from its version reports")
+    sm.add_argument("--out", default=results, help="results folder (default: results/)")
+    sm.set_defaults(fn=cmd_summarize)
     ls = sub.add_parser("list", help="list suites and versions")
     ls.set_defaults(fn=cmd_list)
     return p

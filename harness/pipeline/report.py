@@ -166,7 +166,7 @@ def write_version(folder: Path, rep: dict) -> Path:
     return atomic.write_text(folder / "report.md", version_markdown(rep))
 
 
-def summary_rows(reports: list[dict], in_suite_folder: bool) -> list[list[str]]:
+def summary_rows(reports: list[dict]) -> list[list[str]]:
     rows = []
     for rep in reports:
         for task in rep["tasks"]:
@@ -176,16 +176,18 @@ def summary_rows(reports: list[dict], in_suite_folder: bool) -> list[list[str]]:
                 status += " (reconstructed limits)"
             if any(b["passes_all"] for b in task.get("baselines", [])):
                 status += "; a trivial baseline passes too"
-            prefix = "" if in_suite_folder else f"{rep['suite']}/"
-            link = f"[{rep['version']}]({prefix}version-{rep['version']}/report.md)"
-            rows.append([rep["suite"], link, task["title"], measured, status])
+            title = task["title"]
+            profile = (task.get("data") or {}).get("profile", {}).get("name")
+            if profile and profile != "course":
+                title += f", profile {profile}"
+            rows.append([rep["suite"], f"[{rep['version']}]({rep.get('_path', '')})", title, measured, status])
     return rows
 
 
-def summary_markdown(reports: list[dict], title: str, in_suite_folder: bool = False) -> str:
+def summary_markdown(reports: list[dict], title: str) -> str:
     commits = sorted({t.get("commit", r["commit"]) for r in reports for t in r["tasks"]})
     hosts = sorted({r["host_line"] for r in reports})
-    body = tabulate(summary_rows(reports, in_suite_folder), headers=["Suite", "Version", "Task", "Measured (shipped artifact)", "Result"],
+    body = tabulate(summary_rows(reports), headers=["Suite", "Version", "Task", "Measured (shipped artifact)", "Result"],
                     tablefmt="github", disable_numparse=True)
     return (f"# {title}\n\nGenerated from the per-version JSON reports (commits: {', '.join(commits)}). "
             f"Latency host: {'; '.join(hosts)} — not the course's Raspberry Pi or Deepnote.\n\n{body}\n")
@@ -197,7 +199,9 @@ def load_reports(folder: Path) -> list[dict]:
         if any(part.startswith(".") for part in p.relative_to(folder).parts):
             continue  # staging or backup folders
         try:
-            out.append(json.loads(p.read_text()))
+            rep = json.loads(p.read_text())
+            rep["_path"] = str(p.relative_to(folder).with_name("report.md"))  # for links from folder/summary.md
+            out.append(rep)
         except (OSError, json.JSONDecodeError):
             continue  # a broken file: the run that owns it rewrites it
     return out
@@ -206,7 +210,7 @@ def load_reports(folder: Path) -> list[dict]:
 def write_summaries(out_dir: Path, suite: str) -> None:
     suite_reports = load_reports(out_dir / suite)
     if suite_reports:
-        atomic.write_text(out_dir / suite / "summary.md", summary_markdown(suite_reports, f"{suite}: summary", True))
+        atomic.write_text(out_dir / suite / "summary.md", summary_markdown(suite_reports, f"{suite}: summary"))
     all_reports = load_reports(out_dir)
     if all_reports:
         atomic.write_text(out_dir / "summary.md", summary_markdown(all_reports, "All suites: summary"))
