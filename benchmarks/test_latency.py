@@ -39,9 +39,9 @@ def test_course_eager_tf_signal_mfcc_16k(benchmark):
 
 
 def _shipped(suite, version):
-    side = ROOT / "results" / suite / f"version-{version}" / "kws" / "sidecar.json"
+    side = ROOT / "results" / "reference" / suite / f"version-{version}" / "kws" / "sidecar.json"
     if not side.is_file():
-        pytest.skip(f"no shipped artifact for {suite} {version}: run make all-suites")
+        pytest.skip(f"no shipped artifact for {suite} {version}: run make reference")
     meta = json.loads(side.read_text())
     from harness.toolkit import package
 
