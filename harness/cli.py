@@ -63,6 +63,10 @@ def cmd_run(args) -> int:
     ctx = _context(args)
     plan = [(suite, v) for suite in suites
             for v in (constraints.versions(suite) if (args.all or not args.version) else args.version)]
+    if args.task:  # versions without any requested task are skipped, not an error
+        plan = [(s_, v) for s_, v in plan if set(args.task) & set(constraints.load(s_, v).tasks)]
+        if not plan:
+            raise HarnessError(f"no version of {args.suite} has the task(s) {', '.join(args.task)}")
     _ensure_data(ctx, plan, args.task)
     failed = []
     totals: dict[str, float] = {}

@@ -85,3 +85,9 @@ def test_seed_reports_reject_an_unknown_id_before_running_anything(tmp_path):
     with pytest.raises(HarnessError, match="no seed report with id 'nope'"):
         seed_reports.reproduce(None, only=["nope"], out_dir=tmp_path)
     assert not any(tmp_path.iterdir())
+
+
+def test_cli_task_filter_skips_versions_without_that_task(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "harness", "run", "--suite", "ml4iot-2022", "--task", "nope",
+                           "--out", str(tmp_path / "out")], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "no version of ml4iot-2022 has the task(s) nope" in proc.stderr
