@@ -26,7 +26,9 @@ def seed_rows(reports: list[dict], targets: dict) -> list[list[str]]:
             n = len(t["seeds"])
             k = sum(s["passed"] for s in t["seeds"])
             base = [b["name"] for b in t.get("baselines", []) if b["passes_all"]]
-            out.append([f"{rep['suite']}/{rep['version']}", t["task"], f"{k}/{n} seeds pass",
+            profile = (t.get("data") or {}).get("profile", {}).get("name")
+            task = t["task"] + (f" ({profile})" if profile not in (None, "course") else "")
+            out.append([f"{rep['suite']}/{rep['version']}", task, f"{k}/{n} seeds pass",
                         f"every one of ≥ {need} seeds", _met(n >= need and k == n),
                         "a trivial baseline passes too: " + ", ".join(base) if base else ""])
     return out
@@ -84,7 +86,7 @@ def main(argv=None) -> int:
     total = sum(r["wall_seconds"] for r in reports)
     cached = sum(t["build_cached"] for r in reports for t in r["tasks"])
     lim = targets["runtime"]["reference_max_s"]
-    print(f"\nruntime: the runs behind these reports took {total:.0f} s in all (target ≤ {lim} s: {_met(total <= lim)})"
+    print(f"\nruntime: the last run of each version took {total:.0f} s in all (target ≤ {lim} s: {_met(total <= lim)})"
           + (f"; {cached} task(s) reused cached builds, so this is not a cold timing" if cached else ""))
     return 0
 
