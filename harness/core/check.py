@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from harness.core.limits import Limit, lookup, operator  # noqa: F401  (lookup, operator: used by callers)
+from harness.core.limits import Limit, lookup, operator
 
 
 @dataclass

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol
 
-from harness.core.limits import Limit  # noqa: F401  (part of the task interface)
+from harness.core.limits import Limit, lookup, operator
 
 
 @dataclass
@@ -122,8 +122,6 @@ class TaskBase:
         return [("worst_limit_ratio", "minimize"), ("size_bytes", "minimize")]
 
     def objective_values(self, section: dict, metrics: dict) -> list[float]:
-        from harness.core.limits import lookup, operator
-
         vals = []
         for name, _ in self.objectives(section):
             if name == "worst_limit_ratio":

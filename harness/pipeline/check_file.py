@@ -62,7 +62,7 @@ def check_file(ctx: Context, model: Path, suite: str, version: str, task_name: s
 
 
 def markdown(rep: dict) -> str:
-    table = tabulate([[c["label"], c["limit_text"], c["measured_text"], report._interval_text(c), c["result"]]
+    table = tabulate([[c["label"], c["limit_text"], c["measured_text"], report.interval_text(c), c["result"]]
                       for c in rep["checks"]], headers=["Metric", "Limit", "Measured", "95 % interval", "Result"],
                      tablefmt="github", disable_numparse=True)
     lines = [f"# Check of `{rep['model']}` against {rep['suite']} version {rep['version']} — "

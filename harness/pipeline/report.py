@@ -43,7 +43,7 @@ def _spread_text(c: dict) -> str:
     return f"{_num(f, s['mean'])} ± {_num(f, s['sd'])} [{_num(f, s['min'])}, {_num(f, s['max'])}] {c['unit']}"
 
 
-def _interval_text(c: dict) -> str:
+def interval_text(c: dict) -> str:
     iv = c.get("interval")
     if not iv:
         return "—"
@@ -52,7 +52,7 @@ def _interval_text(c: dict) -> str:
 
 
 def _check_table(task: dict, fmt: str) -> str:
-    rows = [[c["label"], c["limit_text"], c["measured_text"], _interval_text(c), _spread_text(c), c["result"]]
+    rows = [[c["label"], c["limit_text"], c["measured_text"], interval_text(c), _spread_text(c), c["result"]]
             for c in task["checks"]]
     return tabulate(rows, headers=HEADERS, tablefmt=fmt, disable_numparse=True)
 

@@ -101,7 +101,7 @@ def baseline_report(task, section: dict, baselines: dict) -> list[dict]:
 
 
 def run_task(ctx: Context, cons, task_name: str, recipe_path: Path | None = None, overrides: list[str] | None = None,
-             out_dir: Path = RESULTS_DIR, use_cache: bool = True, latency: bool = True,
+             use_cache: bool = True, latency: bool = True,
              artifact_dir: Path | None = None, seeds: int = 1, jobs: int = 1, split: str = "test") -> TaskOutcome:
     """Build the recipe with `seeds` seeds and measure every artifact on `split`.
 
@@ -135,11 +135,10 @@ def run_task(ctx: Context, cons, task_name: str, recipe_path: Path | None = None
         record.update({"seed": seed, "shipped": seed == recipe["seed"], "build_key": key, "build_cached": cached,
                        "built_on": build.info.get("built_on"), "selected_epoch": build.info.get("selected_epoch")})
         per_seed.append(record)
-        rows = check.evaluate(task.limits, section, m.metrics)
         if shipped_m is None:
             shipped_m, shipped_build, shipped_blob = m, build, blob
-        ctx.log(f"  seed {seed}: {'PASS' if per_seed[-1]['passed'] else 'FAIL'} — "
-                + ", ".join(f"{report.short_label(r.label)} {r.measured_text()}" for r in rows))
+        ctx.log(f"  seed {seed}: {'PASS' if record['passed'] else 'FAIL'} — "
+                + ", ".join(f"{report.short_label(c['label'])} {c['measured_text']}" for c in record["checks"]))
     seconds["measure"] = time.perf_counter() - t0
 
     checks = aggregate(task, section, per_seed)
@@ -218,7 +217,7 @@ def run_version(ctx: Context, suite: str, version: str, tasks: list[str] | None 
     final = Path(out_dir) / suite / f"version-{version}"
     outcomes, files = {}, {}
     for name in wanted:
-        out = run_task(ctx, cons, name, (recipe_paths or {}).get(name), overrides, out_dir, use_cache, seeds=seeds, jobs=jobs)
+        out = run_task(ctx, cons, name, (recipe_paths or {}).get(name), overrides, use_cache, seeds=seeds, jobs=jobs)
         outcomes[name] = out.report
         files.update({f"{name}/{k}": v for k, v in out.files.items()})
     # Everything was measured: now write the whole set beside the old one, and swap.

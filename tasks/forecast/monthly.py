@@ -53,6 +53,11 @@ def markdown(rows: list[dict]) -> str:
 
 
 def plot(rows: list[dict], limits: dict | None, path: str | Path, title: str) -> Path:
+    """Write the PNG of `png` to `path` (atomically)."""
+    return atomic.write_bytes(path, png(rows, limits, title))
+
+
+def png(rows: list[dict], limits: dict | None, title: str) -> bytes:
     """Two panels (T, RH): model and persistence MAE per month; a limit, when given, as a line."""
     import matplotlib
 
@@ -81,4 +86,4 @@ def plot(rows: list[dict], limits: dict | None, path: str | Path, title: str) ->
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     plt.close(fig)
-    return atomic.write_bytes(path, buf.getvalue())
+    return buf.getvalue()

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import hashlib
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -114,27 +113,17 @@ class ForecastTask(TaskBase):
     def profile(self, ctx) -> profiles.Profile:
         return profiles.load(ctx.options.get("profile") or "course")
 
-    def windows(self, ctx, section, recipe) -> windows.Windows:
+    def split(self, ctx, section, recipe) -> tuple[windows.Windows, profiles.SplitInfo]:
+        """Windows of every split under the evaluation profile (the course profile gives exactly Lab 3's windows)."""
         s = self.series(ctx, recipe)
         prof = self.profile(ctx)
         key = ("windows", id(s), str(prof.path), section["input_steps"], section["output_steps"])
         if key not in ctx.cache:
-            if prof.kind == "fractions" and prof.fractions == {"train": windows.TRAIN_END, "val": windows.VAL_END - windows.TRAIN_END}:
-                w, info = windows.build(s.values, section["input_steps"], section["output_steps"]), None  # the course's own code path
-                for split in ("train", "val", "test"):
-                    if len(w.x[split]) == 0:
-                        raise HarnessError(f"Jena data: the {split} split has no complete window ({s.rows} rows in all)")
-            else:
-                w, info = profiles.split(s, prof, section["input_steps"], section["output_steps"])
-            ctx.cache[key] = w
-            ctx.cache[key + ("info",)] = info
+            ctx.cache[key] = profiles.split(s, prof, section["input_steps"], section["output_steps"])
         return ctx.cache[key]
 
-    def split_info(self, ctx, section, recipe):
-        self.windows(ctx, section, recipe)
-        s = self.series(ctx, recipe)
-        prof = self.profile(ctx)
-        return ctx.cache[("windows", id(s), str(prof.path), section["input_steps"], section["output_steps"], "info")]
+    def windows(self, ctx, section, recipe) -> windows.Windows:
+        return self.split(ctx, section, recipe)[0]
 
     def data_fingerprint(self, ctx, section, recipe) -> dict:
         s = self.series(ctx, recipe)
@@ -185,18 +174,6 @@ class ForecastTask(TaskBase):
         return Trained(model=deployed, calibration=w.x["train"], info=info)  # calibration: the first training windows
 
     # -- measure -------------------------------------------------------------------------------
-    def target_days(self, ctx, section, recipe, split: str) -> np.ndarray:
-        """Calendar day of each window's first target row: the block of the bootstrap (windows of a day are correlated)."""
-        w = self.windows(ctx, section, recipe)
-        times = getattr(w, "times", None)
-        if times and split in times:
-            first = times[split]
-        else:
-            s = self.series(ctx, recipe)
-            a = w.bounds[split][0] + section["input_steps"]
-            first = s.times[a : a + len(w.x[split])]
-        return np.asarray(first, dtype="datetime64[D]")
-
     def measure(self, ctx, section, recipe, tflite, split="test", latency=True) -> Measurement:
         ctx.open_split(split)
         w = self.windows(ctx, section, recipe)
@@ -211,7 +188,8 @@ class ForecastTask(TaskBase):
         pers_pred = windows.persistence(x, K)
         pers = windows.mae_per_feature(pers_pred, y)
         skill = 1 - mae / pers
-        days = self.target_days(ctx, section, recipe, split)
+        times = w.times[split]  # first target row of each window
+        days = np.asarray(times, dtype="datetime64[D]")  # bootstrap blocks: windows of one day are correlated
         per_window = np.abs(pred.astype(np.float64) - y).mean(axis=1)
         lo, hi = stats.block_bootstrap_mae(per_window, days)
         p_lo, p_hi = stats.block_bootstrap_mae(np.abs(pers_pred.astype(np.float64) - y).mean(axis=1), days)
@@ -227,23 +205,13 @@ class ForecastTask(TaskBase):
         if lat:
             rows.append(("Inference latency (info, no limit)", f"median {lat['total_median_ms'] * 1e3:.1f} µs, min {lat['total_min_ms'] * 1e3:.1f} µs over {lat['n']} runs"))
         method = "block bootstrap over days (2,000 resamples, percentile)"
-        info = self.split_info(ctx, section, recipe)
-        prof = self.profile(ctx)
-        rows.insert(0, ("Evaluation profile", profiles.describe(prof, info) if info else
-                        "course: chronological 70/20/10 split by row over the files given (as Lab 3)"))
+        rows.insert(0, ("Evaluation profile", profiles.describe(self.profile(ctx), self.split(ctx, section, recipe)[1])))
         if split == "test" and ctx.options.get("cross_year"):
             rows.append(self.held_out_year(ctx, section, recipe, runner))
         sections, files = [], {}
-        times = (w.times or {}).get(split) if getattr(w, "times", None) else None
-        if times is None:
-            s_ = self.series(ctx, recipe)
-            a = w.bounds[split][0] + section["input_steps"]
-            times = s_.times[a : a + len(x)]
         by_month = monthly.by_month(pred, pers_pred, y, times)
         png = f"error-by-month-{split}.png"
-        with tempfile.TemporaryDirectory() as tmp:
-            monthly.plot(by_month, section, Path(tmp) / png, f"MAE by month, {split} split, K = {K}")
-            files[png] = (Path(tmp) / png).read_bytes()
+        files[png] = monthly.png(by_month, section, f"MAE by month, {split} split, K = {K}")
         sections.append((f"Error by month ({split} split, shipped artifact vs persistence)",
                          monthly.markdown(by_month) + f"\n\n![MAE by month]({self.name}/{png})"))
         return Measurement(

@@ -179,7 +179,7 @@ def search(ctx: Context, cfg: SearchConfig) -> dict:
         ctx.epoch_hook = _early_stop_hook(study, trial, task, section, warmup, ctx.log)
         ctx.sealed_test = True  # selection reads train and validation only
         try:
-            outcome = run.run_task(ctx, cons, cfg.task, recipe_path=base, overrides=overrides, out_dir=cfg.out_dir,
+            outcome = run.run_task(ctx, cons, cfg.task, recipe_path=base, overrides=overrides,
                                    seeds=cfg.seeds, split="val")
         finally:
             ctx.epoch_hook = None

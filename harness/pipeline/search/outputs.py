@@ -103,7 +103,7 @@ def plot(rows, objs, section, path: Path, title: str, task) -> None:
             ax.plot([r["values"][1] for r in front], [r["values"][0] for r in front], "k--", lw=1, label="Pareto front")
     if section.get("max_size_bytes"):
         ax.axvline(section["max_size_bytes"], color="tab:red", lw=1, label="size limit")
-    from harness.core.check import lookup
+    from harness.core.limits import lookup
 
     first = next((lim for lim in task.limits if lim.metric == objs[0][0]), None)
     if first is not None and lookup(section, first.key) is not None:

@@ -113,6 +113,22 @@ def weight_sparsity(tflite: bytes) -> dict[str, float]:
     return out
 
 
+def _litert_interpreter():
+    from ai_edge_litert.interpreter import Interpreter
+
+    return Interpreter
+
+
+def _tf_lite_interpreter():
+    from harness.toolkit.tfsetup import tf
+
+    return tf().lite.Interpreter
+
+
+# name shown in the table, the package whose version is shown, how to get the interpreter class
+RUNTIMES = (("ai_edge_litert", "ai-edge-litert", _litert_interpreter), ("tf.lite", "tensorflow", _tf_lite_interpreter))
+
+
 def runtimes_loading(tflite: bytes) -> dict[str, str]:
     """Which interpreters installed here load and run the file once: name -> "yes" or the reason it failed.
 
@@ -120,18 +136,17 @@ def runtimes_loading(tflite: bytes) -> dict[str, str]:
     from importlib import metadata
 
     out = {}
-    for name, make in (("ai_edge_litert", lambda: __import__("ai_edge_litert.interpreter", fromlist=["Interpreter"]).Interpreter),
-                       ("tf.lite", lambda: __import__("harness.toolkit.tfsetup", fromlist=["tf"]).tf().lite.Interpreter)):
-        version = metadata.version("ai-edge-litert" if name == "ai_edge_litert" else "tensorflow")
+    for name, package, interpreter in RUNTIMES:
+        key = f"{name} {metadata.version(package)}"
         try:
             with quiet_stderr(), warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice: we test it on purpose
-                it = make()(model_content=tflite, num_threads=1)
+                it = interpreter()(model_content=tflite, num_threads=1)
                 it.allocate_tensors()
                 d = it.get_input_details()[0]
                 it.set_tensor(d["index"], np.zeros(d["shape"], d["dtype"]))
                 it.invoke()
-            out[f"{name} {version}"] = "yes"
+            out[key] = "yes"
         except Exception as e:  # any failure to load or run is the answer, not an error of the run
-            out[f"{name} {version}"] = f"no ({type(e).__name__}: {' '.join(str(e).split())[:120]})"
+            out[key] = f"no ({type(e).__name__}: {' '.join(str(e).split())[:120]})"
     return out
