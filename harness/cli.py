@@ -1,4 +1,4 @@
-"""Command line: python -m harness {run,list} ..."""
+"""Command line: python -m harness {run,check,grade,search,seed-reports,summarize,list} ..."""
 from __future__ import annotations
 
 import argparse
@@ -120,6 +120,17 @@ def cmd_check(args) -> int:
     return 0 if rep["passed"] or not args.strict else 1
 
 
+def cmd_grade(args) -> int:
+    from harness.pipeline import grade
+
+    res = grade.grade(_context(args), Path(args.folder), args.suite, args.version, Path(args.out), timeout_s=args.timeout)
+    for b in res["boards"]:
+        passed = sum(1 for r in b["rows"] if r["rep"] and r["rep"]["passed"])
+        _log(f"version {b['version']} ({b['task']}): {passed}/{len(b['rows'])} submission(s) pass")
+    _log(f"-> {res['folder']}/leaderboard-*.md")
+    return 0
+
+
 def cmd_summarize(args) -> int:
     from harness.pipeline import report
 
@@ -218,6 +229,13 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--strict", action="store_true", help="exit 1 when the file fails a limit")
     _task_options(c, check=True)
     c.set_defaults(fn=cmd_check, no_cache=False)
+    g = sub.add_parser("grade", parents=[common], help="check every submission of a folder (one sub-folder per team) "
+                       "and write a leaderboard per version")
+    g.add_argument("folder", help="folder of team folders holding files named <team>_<task>_<version>.tflite[.zlib|.zip]")
+    g.add_argument("--version", action="append", help="only these versions (default: every version of the suite)")
+    g.add_argument("--timeout", type=float, default=600.0, help="seconds one submission may take before it FAILs")
+    _task_options(g, check=True)
+    g.set_defaults(fn=cmd_grade, no_cache=False)
     sm = sub.add_parser("summarize", help="rewrite the summaries of a results folder from its version reports")
     sm.add_argument("--out", default=results, help="results folder (default: results/)")
     sm.set_defaults(fn=cmd_summarize)

@@ -32,6 +32,8 @@ BASE_SCHEMA = {
     "status": Field(str, check=one_of("official", "reconstructed")),
     "status_note": Field(str, default=""),
     "kilobyte_bytes": Field(int, check=one_of(1000, 1024), doc="how the source's kB/KB was read"),
+    "grading": Field(str, default="all-limits", check=one_of("all-limits", "per-limit"),
+                     doc="all-limits: a version passes when every limit holds; per-limit: one point per limit (leaderboards)"),
 }
 
 

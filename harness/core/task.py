@@ -114,6 +114,16 @@ class TaskBase:
         """How to read a user's own file: (section, recipe, assumptions stated in the table)."""
         return section, recipe, [f"inputs as the version's default recipe ({recipe.path}) defines them"]
 
+    # `grade`: the task words a submission's file name may use (<team>_<word>_<version>.tflite...).
+    @property
+    def submission_names(self) -> tuple[str, ...]:
+        return (self.name,)
+
+    def submission_options(self, folder, model) -> dict:
+        """`grade`: the check options of one submission (e.g. its args file) from its team folder; raise
+        HarnessError naming what is missing. Default: none needed."""
+        return {}
+
     def ensure_data(self, ctx: Context, section: dict) -> None:
         """Find (or download) every input this section needs; raise HarnessError naming what is missing."""
 

@@ -50,7 +50,7 @@ def _check_dict(r: check.CheckRow) -> dict:
 
 
 def measure_artifact(ctx: Context, task, section: dict, recipe, blob: bytes, fmt: str, split: str = "test",
-                     latency: bool = True):
+                     latency: bool = True, with_val: bool = True):
     """Measure one submitted file as a grader would: unpack it, run the task's measurement, check the limits.
 
     Returns the Measurement and a JSON record (figures, intervals, validation figures when reporting)."""
@@ -58,7 +58,7 @@ def measure_artifact(ctx: Context, task, section: dict, recipe, blob: bytes, fmt
     with quiet_stderr():
         m = task.measure(ctx, section, recipe, deployed, split=split, latency=latency)
         val = (task.measure(ctx, section, recipe, deployed, split="val", latency=False).metrics
-               if split == "test" else dict(m.metrics))
+               if split == "test" and with_val else dict(m.metrics) if split != "test" else {})
     m.metrics["size_bytes"] = float(len(blob))
     rows = check.evaluate(task.limits, section, m.metrics)
     return m, {"tflite_sha256": hashlib.sha256(deployed).hexdigest(), "artifact_sha256": hashlib.sha256(blob).hexdigest(),

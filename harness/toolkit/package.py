@@ -48,8 +48,22 @@ def sizes(tflite: bytes) -> dict[str, int]:
     return {fmt: len(pack(tflite, fmt)) for fmt in SUFFIX}
 
 
+# Names a submission may carry: the course asked for .tflite, .tflite.zlib, .tflite.zip (and some groups sent .zip).
+SUBMITTED_SUFFIXES = (".tflite.zlib", ".tflite.zip", ".tflite", ".zlib", ".zip")
+
+
 def format_of(path: str) -> str:
-    for fmt in ("zlib", "zip", "tflite"):
-        if str(path).endswith(SUFFIX[fmt]):
-            return fmt
+    name = str(path).lower()
+    for suffix in SUBMITTED_SUFFIXES:
+        if name.endswith(suffix):
+            return {"tflite": "tflite"}.get(suffix.rsplit(".", 1)[1], suffix.rsplit(".", 1)[1])
     raise HarnessError(f"{path}: not a .tflite, .tflite.zlib or .tflite.zip file")
+
+
+def stem_of(path: str) -> str:
+    """The file name without its submitted suffix: Group2_kws_b.tflite.zlib -> Group2_kws_b."""
+    name = str(path).rsplit("/", 1)[-1]
+    for suffix in SUBMITTED_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[:-len(suffix)]
+    return name

@@ -92,6 +92,8 @@ class ForecastTask(TaskBase):
     def check_model(self, model, where):
         return models.check(model, where)
 
+    submission_names = ("th", "forecast")  # the course named the forecaster's file <group>_th_<version>.tflite
+
     # -- data ---------------------------------------------------------------------------------
     def series(self, ctx: Context, recipe) -> jena.Series:
         files = find_files(ctx)

@@ -146,6 +146,40 @@ class KwsTask(TaskBase):
         ("--labels", {"help": "kws: labels file (a Python list, as the course's labels.txt) giving the output order"}),
     )
 
+    # `grade`: args files looked for beside a submission, most specific first ({stem}: the file name without suffix).
+    ARGS_FILES = ("{stem}.json", "{stem}_args.json", "{stem}.args.json", "{stem}_sidecar.json", "sidecar.json",
+                  "args.json", "preprocessing_args.json", "PREPROCESSING_ARGS.json")
+    FLAGS_FILES = ("{stem}.flags", "{stem}_flags.txt", "kws_flags.txt")
+
+    def submission_options(self, folder, model):
+        import json
+
+        from harness.toolkit.package import stem_of
+
+        stem, folder = stem_of(model.name), Path(folder)
+        opts = {}
+        for pattern in self.ARGS_FILES:
+            path = folder / pattern.format(stem=stem)
+            if path.is_file():
+                try:
+                    data = json.loads(path.read_text())
+                except (OSError, ValueError) as e:
+                    raise HarnessError(f"{path}: not a JSON args file ({e})") from None
+                opts["sidecar" if isinstance(data, dict) and "PREPROCESSING_ARGS" in data else "preprocessing"] = str(path)
+                break
+        else:
+            for pattern in self.FLAGS_FILES:
+                path = folder / pattern.format(stem=stem)
+                if path.is_file():
+                    opts["kws_flags"] = path.read_text().strip()
+                    break
+        if not opts:
+            raise HarnessError(f"{folder}: no preprocessing arguments for {model.name} (expected {stem}.json with "
+                               "PREPROCESSING_ARGS, args.json, or kws_flags.txt with the kws_latency.py flags)")
+        if (folder / "labels.txt").is_file():
+            opts["labels"] = str(folder / "labels.txt")
+        return opts
+
     def setup_for_artifact(self, ctx, section, recipe):
         import json
 

@@ -5,6 +5,9 @@ uses the harness's shared pieces (training loop, intervals, interpreter); the ha
 """
 from __future__ import annotations
 
+import os
+import signal
+import time
 from pathlib import Path
 
 import numpy as np
@@ -55,7 +58,17 @@ class ToyTask(TaskBase):
         trained, info = fit(model, (x, y, xv, yv), recipe, loss="mae", metrics=None, log=ctx.log, epoch_hook=ctx.epoch_hook)
         return Trained(model=trained, calibration=x, info=info)
 
+    def submission_options(self, folder, model):
+        """`grade` tests: a team folder may ask the measurement to crash or hang, as a broken model can."""
+        how = Path(folder, "misbehave.txt")
+        return {"toy_misbehave": how.read_text().strip()} if how.is_file() else {}
+
     def measure(self, ctx, section, recipe, tflite, split="test", latency=True):
+        how = ctx.options.get("toy_misbehave")
+        if how == "segfault":
+            os.kill(os.getpid(), signal.SIGSEGV)
+        if how == "hang":
+            time.sleep(3600)
         ctx.open_split(split)
         x, y = self.data(section, split)
         pred = Runner(tflite).predict(x)

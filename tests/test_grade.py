@@ -1,0 +1,84 @@
+"""`grade`: a folder of team submissions -> leaderboards; a submission that crashes or hangs never stops the batch."""
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from harness.core import task as tasks
+from harness.core.errors import HarnessError
+from harness.core.task import Context
+from harness.pipeline import grade, run
+
+TOY = Path(__file__).parent / "toy_task"
+
+
+@pytest.fixture(scope="module")
+def toy_artifact(tmp_path_factory):
+    tasks._REGISTRY["toy"] = "tests.toy_task.task"
+    out = tmp_path_factory.mktemp("toyrun")
+    run.run_version(Context(data_dir=out, log=lambda m: None), "toy", "a", out_dir=out, constraints_dir=TOY / "constraints")
+    yield out / "toy" / "version-a" / "toy" / "model.tflite.zlib"
+    tasks._REGISTRY.pop("toy", None)
+
+
+def _team(root: Path, name: str, file: str, blob: bytes, misbehave: str | None = None) -> None:
+    (root / name).mkdir(parents=True)
+    (root / name / file).write_bytes(blob)
+    if misbehave:
+        (root / name / "misbehave.txt").write_text(misbehave)
+
+
+def test_a_crash_or_a_hang_fails_one_row_and_the_batch_goes_on(toy_artifact, tmp_path):
+    blob = toy_artifact.read_bytes()
+    subs = tmp_path / "subs"
+    _team(subs, "A", "a.tflite.zlib", blob)
+    _team(subs, "B", "b.tflite.zlib", blob, "segfault")  # kills the measuring process, as an interpreter bug can
+    _team(subs, "C", "c.tflite.zlib", blob, "hang")
+    _team(subs, "D", "d.tflite", b"not a flatbuffer at all")
+    _team(subs, "E", "e.tflite.zlib", blob)  # measured by the fresh worker started after the crash and the hang
+    (subs / "F").mkdir()  # a team that sent nothing
+    ctx = Context(data_dir=tmp_path, log=lambda m: None)
+    res = grade.grade(ctx, subs, "toy", None, tmp_path / "out", constraints_dir=TOY / "constraints", timeout_s=5)
+    board = res["boards"][0]
+    rows = {r["team"]: r for r in board["rows"]}
+    assert rows["A"]["rep"]["passed"] and rows["E"]["rep"]["passed"]
+    assert rows["A"]["rank"] == rows["E"]["rank"] == 1  # the same file: a tie
+    assert rows["B"]["rep"] is None and "crashed" in rows["B"]["reason"] and "SIGSEGV" in rows["B"]["reason"]
+    assert rows["C"]["rep"] is None and "no answer within 5 s" in rows["C"]["reason"]
+    assert rows["D"]["rep"] is None and "does not load" in rows["D"]["reason"]
+    assert rows["F"]["rep"] is None and "no model file" in rows["F"]["reason"]
+    assert [r["team"] for r in board["rows"]][:2] == ["A", "E"]  # measured rows first
+    folder = tmp_path / "out" / "toy" / "grade-subs"
+    assert sorted(p.name for p in folder.iterdir()) == ["leaderboard-a-toy.json", "leaderboard-a-toy.md", "leaderboard-a-toy.tex"]
+    md = (folder / "leaderboard-a-toy.md").read_text()
+    assert "FAIL: the model crashed the measuring process (killed by SIGSEGV)" in md
+    assert json.loads((folder / "leaderboard-a-toy.json").read_text())["rows"][0]["rep"]["passed"]
+
+
+def test_ranking_follows_the_editions_rule(toy_artifact, tmp_path):
+    """Every limit met first; then the task's objectives (here: the worst metric/limit ratio, then size)."""
+    import zlib
+
+    blob = toy_artifact.read_bytes()
+    raw = zlib.decompress(blob)
+    subs = tmp_path / "subs"
+    _team(subs, "small", "m.tflite.zlib", blob)
+    _team(subs, "big", "m.tflite", raw)  # same model, larger file: same MAE, ranked after
+    ctx = Context(data_dir=tmp_path, log=lambda m: None)
+    board = grade.grade(ctx, subs, "toy", None, tmp_path / "out", constraints_dir=TOY / "constraints")["boards"][0]
+    assert [r["team"] for r in board["rows"]] == ["small", "big"] and [r["rank"] for r in board["rows"]] == [1, 2]
+    assert "then the worst metric / limit ratio (lower first), then Size of the submitted file (lower first)" in board["rank_rule"]
+
+
+def test_a_file_name_that_says_no_version_fails_with_the_expected_pattern(tmp_path):
+    subs = tmp_path / "subs"
+    _team(subs, "G", "model.tflite", b"x")
+    found = grade.discover(subs, "ml4iot-2022", ["a", "b"], grade.constraints.CONSTRAINTS_DIR)
+    assert found[0].problem and "<team>_<task>_<version>" in found[0].problem
+    _team(subs, "H", "H_kws_z.tflite", b"x")
+    assert "expected" in grade.discover(subs, "ml4iot-2022", ["a"], grade.constraints.CONSTRAINTS_DIR)[1].problem
+    with pytest.raises(HarnessError, match="not a folder"):
+        grade.grade(Context(data_dir=tmp_path), tmp_path / "missing", "toy", None, tmp_path / "out",
+                    constraints_dir=TOY / "constraints")
+    shutil.rmtree(subs)
