@@ -131,6 +131,23 @@ def cmd_grade(args) -> int:
     return 0
 
 
+def cmd_bundle(args) -> int:
+    from harness.pipeline import device
+
+    folder, zpath = device.bundle(Path(args.out), args.suite, args.version, args.task)
+    _log(f"-> {folder}/ and {zpath}: copy to the device, then follow its README.md")
+    return 0
+
+
+def cmd_import_latency(args) -> int:
+    from harness.pipeline import device
+
+    res = device.import_latency(Path(args.file), Path(args.out))
+    r = res["row"]
+    _log(f"{r['label']}: {r['measured_text']} (limit {r['limit_text']}) {r['result']} -> {res['report']}")
+    return 0
+
+
 def cmd_summarize(args) -> int:
     from harness.pipeline import report
 
@@ -236,6 +253,14 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--timeout", type=float, default=600.0, help="seconds one submission may take before it FAILs")
     _task_options(g, check=True)
     g.set_defaults(fn=cmd_grade, no_cache=False)
+    b = sub.add_parser("bundle", parents=[common], help="a folder + zip to measure a version's artifact on the device "
+                       "(numpy and a TFLite interpreter only)")
+    b.add_argument("--version", required=True)
+    b.add_argument("--task", help="the task (default: the version's only task)")
+    b.set_defaults(fn=cmd_bundle)
+    il = sub.add_parser("import-latency", parents=[common], help="add a device's JSON (from a bundle) to its version's tables")
+    il.add_argument("file", help="device-latency-<device>.json written by the bundle's script")
+    il.set_defaults(fn=cmd_import_latency)
     sm = sub.add_parser("summarize", help="rewrite the summaries of a results folder from its version reports")
     sm.add_argument("--out", default=results, help="results folder (default: results/)")
     sm.set_defaults(fn=cmd_summarize)

@@ -36,6 +36,8 @@ def _fmt_of(c: dict) -> str:
 
 
 def _spread_text(c: dict) -> str:
+    if c.get("imported"):
+        return f"device run, {c['imported'].get('finished_utc') or 'date unknown'}"
     s = c.get("spread")
     if not s or s["n"] < 2:
         return "one seed"
@@ -58,7 +60,7 @@ def _check_table(task: dict, fmt: str) -> str:
 
 
 def _seed_table(task: dict) -> str:
-    metrics = [c for c in task["checks"]]
+    metrics = [c for c in task["checks"] if not c.get("imported")]  # device rows have no per-seed figure
     headers = ["Seed", "tflite sha256"] + [short_label(c["label"]) for c in metrics] + ["Validation (for tuning)", "Result"]
     rows = []
     for s in task["seeds"]:
@@ -92,7 +94,9 @@ def task_verdict(task: dict) -> str:
     k = sum(1 for s in task.get("seeds", []) if s["passed"])
     word = "PASS" if task["passed"] else "FAIL"
     marginal = any(c.get("marginal") for c in task["checks"])
-    return f"{word} ({k}/{n} seeds)" + (", marginal" if marginal and task["passed"] else "")
+    device = [c for c in task["checks"] if c.get("imported") and c["passed"] is False]
+    return (f"{word} ({k}/{n} seeds)" + (", marginal" if marginal and task["passed"] else "")
+            + ("; the imported device latency misses the limit" if device else ""))
 
 
 def version_markdown(rep: dict) -> str:
@@ -123,6 +127,9 @@ def version_markdown(rep: dict) -> str:
         if methods:
             lines.append("- Intervals: " + "; ".join(methods) + ".")
         lines += baseline_lines(task)
+        if any(c.get("imported") for c in task["checks"]):
+            lines.append("- *Imported* rows: a device ran the shipped file (sha256 checked) with the bundle's "
+                         "script (`python -m harness bundle`, then `import-latency`); they count toward the verdict.")
         lines += ["", _seed_table(task), ""]
         art = task["artifact"]
         lines += [

@@ -350,6 +350,32 @@ class KwsTask(TaskBase):
         params = models.parameters(recipe["model"], (*args.feature_shape, 1), len(section["labels"]))
         return size_floor(params, recipe)
 
+    def device_files(self, section, sidecar) -> dict:
+        """`bundle`: the device script, the feature and timing code it imports (this project's own files, copied
+        verbatim) and the feature constants, so the device needs numpy and an interpreter only."""
+        import io
+
+        from harness.toolkit.measure import latency as timing
+        from tasks.kws.features import kernels
+
+        if not section.get("latency"):
+            raise HarnessError("this version has no latency protocol to run on a device")
+        args = feat.PreprocessingArgs.from_dict(sidecar["PREPROCESSING_ARGS"])
+        ex = feat.NumpyFeatures(args)
+        consts = {"window": ex.window, "mel": ex.mel, "dct": ex.dct if ex.dct is not None else np.zeros((0, 0), np.float32),
+                  "frame": np.array([args.frame_length, args.frame_step]), "log_offset": np.float32(feat.LOG_OFFSET)}
+        for source in (feat.SOURCE_RATE_HZ, feat.LATENCY_SOURCE_RATE_HZ):
+            down = source // args.sampling_rate
+            if down > 1:
+                consts[f"reversed_taps_{down}"] = np.asarray(feat._reversed_filter(down))
+        buf = io.BytesIO()
+        np.savez(buf, **consts)
+        here = Path(__file__).parent
+        return {"measure_on_device.py": (here / "device" / "measure_on_device.py").read_bytes(),
+                "kernels.py": Path(kernels.__file__).read_bytes(), "latency.py": Path(timing.__file__).read_bytes(),
+                "frontend.npz": buf.getvalue()}, {"protocol": section["latency"], "metric": "latency_ms",
+                                                   "command": "python measure_on_device.py [--clips DIR] [--device NAME]"}
+
     def sidecar(self, ctx, section, recipe) -> dict:
         args = feat.PreprocessingArgs.from_dict(recipe["features"])
         d = args.to_dict()

@@ -7,8 +7,14 @@ import numpy as np
 import scipy.fft
 
 from harness.core.errors import HarnessError
+from tasks.kws.features import kernels
 from tasks.kws.features.args import PreprocessingArgs
-from tasks.kws.features.constants import _BATCH_CLIPS, _MEL_BREAK_FREQUENCY_HZ, _MEL_HIGH_FREQUENCY_Q, LOG_OFFSET
+from tasks.kws.features.constants import (
+    _BATCH_CLIPS,
+    _MEL_BREAK_FREQUENCY_HZ,
+    _MEL_HIGH_FREQUENCY_Q,
+    LOG_OFFSET,
+)
 
 # --------------------------------------------------------------------------------------------
 # Constant matrices (float32, computed like TF's float32 kernels so they match to ~1e-7)
@@ -99,14 +105,7 @@ def resample(x: np.ndarray, down: int) -> np.ndarray:
         from scipy.signal import resample_poly
 
         return resample_poly(x, 1, down, axis=-1, window=_resample_filter(down))
-    taps = _reversed_filter(down)
-    half = (taps.shape[0] - 1) // 2  # resample_poly centres the filter: output k sits at input k*down
-    padded = np.zeros(x.shape[0] + 2 * half, dtype=np.float32)
-    padded[half:half + x.shape[0]] = x
-    n_out = -(-x.shape[0] // down)
-    windows = np.lib.stride_tricks.sliding_window_view(padded, taps.shape[0])[::down][:n_out]
-    # The copy makes the windows BLAS-friendly; numpy's fallback for overlapping rows is 3x slower.
-    return np.ascontiguousarray(windows) @ taps
+    return kernels.polyphase_downsample(x, _reversed_filter(down), down)
 
 
 # --------------------------------------------------------------------------------------------
@@ -171,13 +170,8 @@ class NumpyFeatures:
 
     # -- shared ------------------------------------------------------------------------------
     def _frames(self, audio: np.ndarray) -> np.ndarray:
-        """[..., samples] -> view [..., frames, frame_length] (no copy, no end padding)."""
-        windows = np.lib.stride_tricks.sliding_window_view(audio, self.frame_length, axis=-1)
-        return windows[..., ::self.frame_step, :]
+        return kernels.frames(audio, self.frame_length, self.frame_step)
 
     def _features(self, frames: np.ndarray) -> np.ndarray:
         # scipy's pocketfft keeps float32 (complex64) and is ~2x faster than np.fft here.
-        spectrum = scipy.fft.rfft(frames * self.window, n=self.frame_length, axis=-1)
-        log_mel = np.log(np.abs(spectrum) @ self.mel + np.float32(LOG_OFFSET))
-        features = log_mel if self.dct is None else log_mel @ self.dct
-        return features.astype(np.float32, copy=False)
+        return kernels.features(frames, self.window, self.mel, self.dct, LOG_OFFSET, rfft=scipy.fft.rfft)

@@ -1,0 +1,119 @@
+"""Device bundle and import-latency: the bundle's script runs with numpy and LiteRT only, measures the shipped
+file under the edition's protocol, and its JSON joins the version's tables only for the file it measured."""
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness.core.errors import HarnessError
+from harness.core.paths import ROOT
+from harness.core.task import Context
+from harness.pipeline import device, run
+from harness.toolkit.measure.interpreter import Runner
+from tasks.kws import features as feat
+from tests.kws.conftest import OVERRIDES
+
+ONLY = ("numpy", "numpy.libs", "ai_edge_litert")  # all the script may import beyond the standard library
+
+
+@pytest.fixture(scope="module")
+def version_run(tiny_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("out")
+    ctx = Context(data_dir=tiny_data / "data", log=lambda m: None)
+    run.run_version(ctx, "tiny", "a", recipe_paths={"kws": ROOT / "tasks/kws/recipes/ml4iot-2023-a.toml"},
+                    overrides=OVERRIDES, out_dir=out, constraints_dir=tiny_data / "constraints")
+    return out
+
+
+def _run_isolated(script: Path, args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
+    """The script with site-packages cut off except numpy and ai_edge_litert (-S: no site, no .pth files)."""
+    import numpy
+
+    site = Path(numpy.__file__).parents[1]
+    only = tmp_path / "only"
+    only.mkdir()
+    for name in ONLY:
+        if (site / name).exists():
+            (only / name).symlink_to(site / name)
+    code = ("import sys, runpy; sys.path[:] = [p for p in sys.path if 'site-packages' not in p]; "
+            f"sys.path.insert(0, {str(only)!r}); sys.argv = [{str(script)!r}] + {args!r}; "
+            f"runpy.run_path({str(script)!r}, run_name='__main__')")
+    return subprocess.run([sys.executable, "-S", "-c", code], cwd=script.parent, capture_output=True, text=True, timeout=300)
+
+
+def test_bundle_runs_with_numpy_and_litert_only_and_its_json_imports(version_run, tiny_data, tmp_path):
+    folder, zpath = device.bundle(version_run, "tiny", "a", constraints_dir=tiny_data / "constraints")
+    names = {"README.md", "bundle.json", "frontend.npz", "kernels.py", "latency.py", "measure_on_device.py",
+             "model.tflite.zip", "requirements.txt", "sidecar.json"}
+    assert {p.name for p in folder.iterdir()} == names
+    with zipfile.ZipFile(zpath) as zf:
+        assert {Path(n).name for n in zf.namelist()} == names
+    clips = tiny_data / "data" / "mini_speech_commands"
+    res = _run_isolated(folder / "measure_on_device.py", ["--clips", str(clips), "--device", "test-device"], tmp_path)
+    assert res.returncode == 0, res.stderr[-2000:]
+    measured = json.loads((folder / "device-latency-test-device.json").read_text())
+    rep = json.loads((version_run / "tiny" / "version-a" / "report.json").read_text())
+    assert measured["artifact_sha256"] == rep["tasks"][0]["artifact"]["sha256"]
+    assert measured["latency"]["n"] > 0 and measured["latency"]["metric_ms"] > 0
+    # the device's accuracy: the harness's own predictions on the same clips (same feature code, numpy's FFT there)
+    side = json.loads((folder / "sidecar.json").read_text())
+    from harness.toolkit import package
+
+    runner = Runner(package.unpack((folder / "model.tflite.zip").read_bytes(), "zip"))
+    ex = feat.NumpyFeatures(feat.PreprocessingArgs.from_dict(side["PREPROCESSING_ARGS"]))
+    import soundfile as sf
+
+    correct = n = 0
+    for label in side["LABELS"]:
+        for wav in sorted((clips / label).glob("*.wav")):
+            x, _ = sf.read(wav, dtype="int16")
+            audio = np.zeros(16000, np.int16)
+            audio[:len(x)] = x[:16000]
+            f = ex.from_int16(audio).reshape(runner.input_shape)
+            correct += int(runner(f).argmax() == side["LABELS"].index(label))
+            n += 1
+    assert measured["accuracy"]["clips"] == n and abs(measured["accuracy"]["correct"] - correct) <= 1
+
+    res = device.import_latency(folder / "device-latency-test-device.json", version_run)
+    md = (version_run / "tiny" / "version-a" / "report.md").read_text()
+    assert "Latency on test-device (imported" in md and res["row"]["passed"] is True
+    again = json.loads((version_run / "tiny" / "version-a" / "report.json").read_text())
+    assert sum(1 for c in again["tasks"][0]["checks"] if c.get("imported")) == 1
+    device.import_latency(folder / "device-latency-test-device.json", version_run)  # a re-import replaces the row
+    again = json.loads((version_run / "tiny" / "version-a" / "report.json").read_text())
+    assert sum(1 for c in again["tasks"][0]["checks"] if c.get("imported")) == 1
+    assert again["passed"] == rep["passed"]  # a passing device figure leaves the verdict as it was
+    assert (version_run / "tiny" / "summary.md").is_file()
+
+
+def test_a_device_figure_above_the_limit_fails_the_version(version_run, tmp_path):
+    rep = json.loads((version_run / "tiny" / "version-a" / "report.json").read_text())
+    fake = {"suite": "tiny", "version": "a", "task": "kws", "artifact_sha256": rep["tasks"][0]["artifact"]["sha256"],
+            "metric": "latency_ms", "device": {"name": "slow-board"}, "runtime": "tflite_runtime 2.14.0",
+            "latency": {"metric_ms": 5000.0}}
+    path = tmp_path / "slow.json"
+    path.write_text(json.dumps(fake))
+    res = device.import_latency(path, version_run)
+    assert res["row"]["passed"] is False and res["passed"] is False
+    md = (version_run / "tiny" / "version-a" / "report.md").read_text()
+    assert "the imported device latency misses the limit" in md
+
+
+def test_import_refuses_a_figure_of_another_file(version_run, tmp_path):
+    rep = json.loads((version_run / "tiny" / "version-a" / "report.json").read_text())
+    fake = {"suite": "tiny", "version": "a", "task": "kws", "artifact_sha256": "0" * 64, "metric": "latency_ms",
+            "device": {"name": "rpi"}, "latency": {"metric_ms": 1.0}}
+    path = tmp_path / "other.json"
+    path.write_text(json.dumps(fake))
+    before = (version_run / "tiny" / "version-a" / "report.json").read_text()
+    with pytest.raises(HarnessError, match="is not tiny version a's shipped"):
+        device.import_latency(path, version_run)
+    assert (version_run / "tiny" / "version-a" / "report.json").read_text() == before  # nothing changed
+    path.write_text("{not json")
+    with pytest.raises(HarnessError, match="not a device measurement JSON"):
+        device.import_latency(path, version_run)
+    assert rep["tasks"][0]["artifact"]["sha256"]
