@@ -17,8 +17,8 @@ AUDIO_SUFFIXES = (".wav", ".flac")
 # Decoding
 
 
-def decode_clip(data: bytes, where: str) -> np.ndarray:
-    """Decode WAV/FLAC bytes into int16 [16000]; any format problem names `where`."""
+def decode_clip(data: bytes, where: str, pad: bool = True) -> np.ndarray:
+    """Decode WAV/FLAC bytes into int16 [16000] (pad=False: the clip's own samples); problems name `where`."""
     import soundfile as sf
 
     if not data:
@@ -34,6 +34,8 @@ def decode_clip(data: bytes, where: str) -> np.ndarray:
         raise HarnessError(f"clip {where} is not readable audio ({_one_line(e)})") from e
     if len(samples) != frames:
         raise HarnessError(f"clip {where} is truncated: {len(samples)} of {frames} samples decoded")
+    if not pad:
+        return samples
     clip = np.zeros(CLIP_SAMPLES, dtype=np.int16)
     clip[: len(samples)] = samples
     return clip

@@ -139,3 +139,47 @@ def test_cross_year_evaluates_the_shipped_file_on_another_year(tmp_path, jena_sl
     row = dict(out.report["rows"])
     text = next(v for k, v in row.items() if k.startswith("Held-out year (mpi_roof_2017b.zip"))
     assert "MAE(T)" in text and "persistence" in text and ("PASS" in text or "FAIL" in text)
+
+
+def _normalized_persistence(path, mean, std, k=3):
+    """A file in the course's Lab 3 convention: normalized inputs, outputs in °C/%RH (here: repeat the last value)."""
+    from harness.toolkit import convert, package
+    from harness.toolkit.tfsetup import keras
+
+    kr = keras()
+    x = kr.Input((6, 2))
+    last = kr.layers.Lambda(lambda t: t[:, -1:, :] * (std + 1e-6) + mean)(x)
+    y = kr.layers.Concatenate(axis=1)([last] * k)
+    path.write_bytes(package.pack(convert.to_tflite(kr.Model(x, y), "none"), "zlib"))
+    return path
+
+
+def test_check_reads_a_course_style_forecaster_with_normalized_inputs(tmp_path, jena_slice):
+    """--inputs normalized: the file gets (x - mean) / (std + 1e-6) with the train split's statistics, as the lab
+    fed it; the figures then equal persistence's exactly. Read as physical inputs the same file is far off."""
+    import numpy as np
+
+    from harness.core.errors import HarnessError
+    from harness.core.task import get
+    from harness.pipeline import check_file
+
+    opts = {"jena": [jena_slice]}
+    ctx = Context(data_dir=tmp_path, options=opts, log=lambda m: None)
+    cons = constraints.load("ml4iot-2022", "a")
+    task = get("forecast")
+    from harness.core import recipes
+
+    w = task.windows(ctx, cons.task("forecast"), recipes.load(recipes.default_path(task, "ml4iot-2022", "a"), task))
+    model = _normalized_persistence(tmp_path / "g_th_a.tflite.zlib", w.mean.astype(np.float32), w.std.astype(np.float32))
+    ctx = Context(data_dir=tmp_path, options={**opts, "inputs": "normalized"}, log=lambda m: None)
+    rep = check_file.check_file(ctx, model, "ml4iot-2022", "a", "forecast")
+    pers = rep["baselines"][0]["checks"]
+    for c, p in zip(rep["checks"][:2], pers):
+        assert abs(c["measured"] - p["measured"]) < 1e-3
+    assert "normalized outside the model" in " ".join(rep["assumptions"])
+    ctx = Context(data_dir=tmp_path, options=opts, log=lambda m: None)
+    physical = check_file.check_file(ctx, model, "ml4iot-2022", "a", "forecast")
+    assert physical["checks"][0]["measured"] > 10 * rep["checks"][0]["measured"]
+    ctx = Context(data_dir=tmp_path, options={**opts, "inputs": "normalized", "norm_stats": "1,2,3"}, log=lambda m: None)
+    with pytest.raises(HarnessError, match="--norm-stats"):
+        check_file.check_file(ctx, model, "ml4iot-2022", "a", "forecast")

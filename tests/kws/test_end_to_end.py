@@ -166,3 +166,32 @@ def test_course_latency_flags_give_the_preprocessing_arguments():
         feat.args_from_course_flags("--rate 16000")
     with pytest.raises(HarnessError, match="unknown flag"):
         feat.args_from_course_flags("--mfcc --frobnicate 3")
+
+
+def test_resample_order_is_an_explicit_check_option(tiny_run, tiny_data):
+    """At 8 kHz, resampling each clip before zero-padding changes the features near the clip's end (the filter's
+    tail sees the clip's end instead of zeros); `check` does either and says which in the table."""
+    from harness.core.task import get
+    from harness.pipeline import check_file
+
+    out, folder = tiny_run
+    base = {"sidecar": str(folder / "sidecar.json")}
+    ctx = Context(data_dir=tiny_data / "data", log=lambda m: None, options={**base, "resample_order": "resample-first"})
+    rep = check_file.check_file(ctx, folder / "model.tflite.zip", "tiny", "a", constraints_dir=tiny_data / "constraints")
+    assert "audio resampled, then zero-padded to 1 s" in " ".join(rep["assumptions"])
+    ours = out.report["details"]["predictions"]
+    assert sum(a != b for a, b in zip(rep["details"]["predictions"], ours)) <= 2
+    default = check_file.check_file(Context(data_dir=tiny_data / "data", log=lambda m: None, options=base),
+                                    folder / "model.tflite.zip", "tiny", "a", constraints_dir=tiny_data / "constraints")
+    assert "audio zero-padded to 1 s, then resampled" in " ".join(default["assumptions"])
+    task = get("kws")
+    cons = constraints.load_file(tiny_data / "constraints" / "tiny" / "version-a.toml")
+    section = cons.task("kws")
+    args = feat.PreprocessingArgs.from_dict(json.loads((folder / "sidecar.json").read_text())["PREPROCESSING_ARGS"])
+    ctx = Context(data_dir=tiny_data / "data", log=lambda m: None)
+    first = task.resample_first_features(ctx, section, args, "test")
+    from harness.core.recipes import Recipe
+
+    padded, _ = task.features(ctx, section, Recipe(None, {"features": args.to_dict()}), "test")
+    assert first.shape == padded.shape and not np.array_equal(first, padded)
+    assert np.median(np.abs(first - padded)) < 1e-3  # the same clip, differing only near its end
