@@ -198,3 +198,11 @@ def test_cached_features_written_once_and_reused(shared_data, tmp_path, monkeypa
     # Another label order changes y, so it must be another cache entry (recomputed: extraction called).
     with pytest.raises(AssertionError, match="recomputed"):
         F.cached_features(corpus, items, ["stop", "go"], args, "train")
+
+
+def test_the_2022_23_key_downsampling_rate_reads_as_sampling_rate():
+    d = {**F.PreprocessingArgs().to_dict()}
+    d["downsampling_rate"] = d.pop("sampling_rate")
+    assert F.PreprocessingArgs.from_dict(d) == F.PreprocessingArgs()
+    with pytest.raises(HarnessError, match="both 'sampling_rate' and 'downsampling_rate'"):
+        F.PreprocessingArgs.from_dict({**d, "sampling_rate": 16000})

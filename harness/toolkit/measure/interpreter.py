@@ -43,6 +43,7 @@ class Runner:
     """Batch-1 inference with float I/O, handling int8 I/O quantization if the model has it."""
 
     def __init__(self, tflite: bytes, kernels: str = "default"):
+        self.kernels = kernels
         self.interpreter, self.runtime = load(tflite, kernels=kernels)
         self.inp = self.interpreter.get_input_details()[0]
         self.out = self.interpreter.get_output_details()[0]

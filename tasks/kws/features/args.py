@@ -46,9 +46,15 @@ class PreprocessingArgs:
     # -- construction ------------------------------------------------------------------------
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], where: str = "PREPROCESSING_ARGS") -> "PreprocessingArgs":
-        """Build from a course-style dict; unknown/missing key, wrong type or impossible value -> HarnessError."""
+        """Build from a course-style dict; unknown/missing key, wrong type or impossible value -> HarnessError.
+
+        The 2022/23 lab spelled the rate after resampling `downsampling_rate`; it is read as `sampling_rate`."""
         if not isinstance(d, Mapping):
             raise HarnessError(f"{where}: preprocessing arguments must be a table/dict, got {type(d).__name__}")
+        if "downsampling_rate" in d:
+            if "sampling_rate" in d:
+                raise HarnessError(f"{where}: both 'sampling_rate' and 'downsampling_rate' (the 2022/23 lab's name for it) given")
+            d = {("sampling_rate" if k == "downsampling_rate" else k): v for k, v in d.items()}
         names = [f.name for f in fields(cls)]
         for key in d:
             if key not in names:

@@ -1,0 +1,37 @@
+"""`check` on the harness's own committed reference artifacts gives exactly the figures of the run that made them."""
+import json
+
+import pytest
+
+from harness.core.paths import ROOT
+from harness.core.task import Context
+from harness.pipeline import check_file
+
+REF = ROOT / "results" / "reference"
+
+
+def _shipped(suite: str, version: str, task: str) -> tuple[dict, object]:
+    path = REF / suite / f"version-{version}" / "report.json"
+    if not path.is_file():
+        pytest.skip(f"{path} not committed")
+    rep = json.loads(path.read_text())
+    t = next(t for t in rep["tasks"] if t["task"] == task)
+    return t, path.parent
+
+
+@pytest.mark.parametrize("suite,version,task,options", [
+    ("ml4iot-2023", "a", "kws", {}),
+    ("ml4iot-2022", "a", "forecast", {"jena": ["jena_climate/weather_2020.zip"]}),
+])
+def test_check_of_a_reference_artifact_gives_the_runs_figures(suite, version, task, options, shared_data):
+    t, folder = _shipped(suite, version, task)
+    art = folder / t["artifact"]["file"]
+    opts = {k: [str(shared_data / p) for p in v] for k, v in options.items()}
+    if task == "kws":
+        opts["sidecar"] = str(folder / t["artifact"]["sidecar"])
+    rep = check_file.check_file(Context(data_dir=shared_data, log=lambda m: None, options=opts), art, suite, version, task)
+    assert rep["sha256"] == t["artifact"]["sha256"]
+    for metric, value in t["metrics"].items():
+        if metric != "latency_ms":  # host timing: measured again, never equal
+            got = next(c["measured"] for c in rep["checks"] if c["metric"] == metric)
+            assert got == pytest.approx(value, rel=1e-9, abs=1e-12), metric
