@@ -6,6 +6,7 @@
 #   make test                      # the test suite (CI runs exactly this)
 #   make bench                     # latency + quality benchmarks (prints figures)
 #   make search VERSION=c TRIALS=30  # constraint-driven recipe search (Optuna)
+#   make check MODEL=f.tflite VERSION=b / make grade DIR=submissions/ / make bundle VERSION=c   # users' own files
 # Data: DATA_DIR=<folder> (else $ML4IOT_DATA_DIR, else ./data); JENA=<file> [<file> ...] for other Jena files.
 SUITE    ?= ml4iot-2022
 PYTHON   ?= python3
@@ -16,7 +17,7 @@ SEEDS    ?= 1
 JOBS     ?= 1
 RUN_ARGS := $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(JENA),--jena $(JENA)) $(if $(PROFILE),--profile $(PROFILE)) --seeds $(SEEDS) --jobs $(JOBS) $(ARGS)
 
-.PHONY: venv version-% all-versions all-suites reference test bench search seed-reports check list clean-cache
+.PHONY: venv version-% all-versions all-suites reference test bench search seed-reports check grade bundle list clean-cache
 
 venv: $(STAMP)
 $(STAMP): requirements.txt
@@ -44,6 +45,14 @@ check: $(STAMP)
 	$(PY) -m harness check $(MODEL) --suite $(SUITE) --version $(VERSION) $(if $(TASK),--task $(TASK)) \
 	  $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(JENA),--jena $(JENA)) $(ARGS)
 
+# make grade DIR=submissions/ [SUITE=...] [ARGS="--kernels reference"]: one leaderboard per version
+grade: $(STAMP)
+	$(PY) -m harness grade $(DIR) --suite $(SUITE) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(JENA),--jena $(JENA)) $(ARGS)
+
+# make bundle VERSION=c [SUITE=...] [TASK=kws]: a folder + zip to measure the version's artifact on the device
+bundle: $(STAMP)
+	$(PY) -m harness bundle --suite $(SUITE) --version $(VERSION) $(if $(TASK),--task $(TASK)) $(ARGS)
+
 list: $(STAMP)
 	$(PY) -m harness list
 
@@ -53,6 +62,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m pytest -q benchmarks --benchmark-only --benchmark-columns=min,median,mean,rounds
 	$(PY) -m benchmarks.quality
+	$(PY) -m benchmarks.grading $(if $(DATA_DIR),--data-dir $(DATA_DIR))
 
 # make search VERSION=c [SUITE=...] [TASK=kws] [TRIALS=20] [STORAGE=postgresql://...]
 TASK    ?=

@@ -222,15 +222,22 @@ def rank_rule(task, section: dict, grading: str) -> str:
     return f"{first} first, then {then}; submissions that could not be measured last"
 
 
+def _inside(text: str, root: Path) -> str:
+    """Paths inside the graded folder as <folder>/team/file: a leaderboard reads the same wherever it was graded."""
+    return text.replace(str(root.resolve()), root.name).replace(str(root), root.name)
+
+
 def leaderboard(suite: str, version: str, task_name: str, subs: list[Submission], results: list[dict],
-                constraints_dir: Path) -> dict:
+                constraints_dir: Path, root: Path) -> dict:
     cons = constraints.load(suite, version, root=constraints_dir)
     task, section = get_task(task_name), cons.task(task_name)
     grading = cons.data.get("grading", "all-limits")
     rows = []
     for s, res in zip(subs, results):
         rep = res.get("rep") if res["ok"] else None
-        rows.append({"team": s.team, "file": s.path.name, "rep": rep, "reason": None if rep else res["reason"],
+        if rep:
+            rep["assumptions"] = [_inside(a, root) for a in rep["assumptions"]]
+        rows.append({"team": s.team, "file": s.path.name, "rep": rep, "reason": None if rep else _inside(res["reason"], root),
                      "key": _rank_key(task, section, rep, grading), "seconds": res["seconds"]})
     rows.sort(key=lambda r: (r["key"], r["team"]))
     rank, prev = 0, None
@@ -264,7 +271,10 @@ def _cells(board: dict, r: dict) -> list[str]:
 
 def _table(board: dict, fmt: str) -> str:
     headers = ["Rank", "Team", "File"] + [report.short_label(label) for _, label in board["metrics"]] + ["Verdict"]
-    return tabulate([_cells(board, r) for r in board["rows"]], headers=headers, tablefmt=fmt, disable_numparse=True)
+    rows = [_cells(board, r) for r in board["rows"]]
+    if fmt == "github":  # a '|' inside a cell would split it
+        rows = [[c.replace("|", "\\|") for c in row] for row in rows]
+    return tabulate(rows, headers=headers, tablefmt=fmt, disable_numparse=True)
 
 
 def board_markdown(board: dict, source: str) -> str:
@@ -301,12 +311,12 @@ def grade(ctx: Context, root: Path, suite: str, versions: list[str] | None, out_
             for pair in ([(s.version, s.task)] if s.task else every):
                 groups.setdefault(pair, []).append(i)
         for (v, t), idx in sorted(groups.items()):
-            board = leaderboard(suite, v, t, [subs[i] for i in idx], [results[i] for i in idx], cdir)
+            board = leaderboard(suite, v, t, [subs[i] for i in idx], [results[i] for i in idx], cdir, root)
             name = f"leaderboard-{v}-{t}"
             atomic.write_json(staging / f"{name}.json", board)
             atomic.write_text(staging / f"{name}.tex", f"% {board['suite']} version {v}, {board['title']}\n"
                               + _table(board, "latex_booktabs") + "\n")
-            atomic.write_text(staging / f"{name}.md", board_markdown(board, rel(root)))
+            atomic.write_text(staging / f"{name}.md", board_markdown(board, root.name))
             boards.append(board)
         publish.commit(staging, final)
     except BaseException:

@@ -43,10 +43,14 @@ def tf_reference_features(audio: np.ndarray, args: PreprocessingArgs) -> np.ndar
 
     Resampling (rates below 16 kHz) uses scipy's resample_poly, as the course does; the rest is tf.signal.
     """
+    return tf_features_at_rate(resample(np.asarray(audio, dtype=np.float32), args.downsample_factor), args)
+
+
+def tf_features_at_rate(audio: np.ndarray, args: PreprocessingArgs) -> np.ndarray:
+    """The tf.signal steps on float audio already at args.sampling_rate, [..., samples] -> float32 [..., frames, C]."""
     from harness.toolkit.tfsetup import tf
 
     tf_mod = tf()
-    audio = resample(np.asarray(audio, dtype=np.float32), args.downsample_factor)
     return _tf_pipeline(tf_mod, tf_mod.constant(audio), args, _tf_mel_cached(args)).numpy()
 
 
