@@ -42,6 +42,9 @@ class Trained:
     model: object  # the Keras model to deploy: its inputs and outputs are what the artifact takes and gives
     calibration: object  # fixed int8 calibration inputs, [N, ...] (the first training samples)
     info: dict  # training facts for the JSON report
+    # The task's own conversion, (quantize mode, calibration inputs [N, ...]) -> .tflite bytes, when the file is
+    # more than the Keras model (e.g. an audio front end inside it); None: the harness's converter.
+    convert: Callable[[str, object], bytes] | None = None
 
 
 @dataclass
@@ -123,6 +126,11 @@ class TaskBase:
         """`grade`: the check options of one submission (e.g. its args file) from its team folder; raise
         HarnessError naming what is missing. Default: none needed."""
         return {}
+
+    def counted_size(self, section: dict, build_info: dict, fmt: str) -> int | None:
+        """Bytes the size limit counts for one of the harness's own builds, when not the whole submitted file
+        (e.g. an edition that does not count an in-graph front end); None: the whole file."""
+        return None
 
     def ensure_data(self, ctx: Context, section: dict) -> None:
         """Find (or download) every input this section needs; raise HarnessError naming what is missing."""

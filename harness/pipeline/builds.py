@@ -97,7 +97,8 @@ def convert_trained(trained: Trained, recipe: Recipe) -> Build:
         for i in range(len(calib)):
             yield [calib[i : i + 1]]
 
-    tflite = convert.to_tflite(trained.model, recipe["quantize"]["mode"], calibration)
+    mode = recipe["quantize"]["mode"]
+    tflite = trained.convert(mode, calib) if trained.convert else convert.to_tflite(trained.model, mode, calibration)
     return Build(tflite=tflite, info=dict(trained.info, quantize=recipe["quantize"]["mode"]))
 
 

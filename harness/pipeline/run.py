@@ -50,7 +50,7 @@ def _check_dict(r: check.CheckRow) -> dict:
 
 
 def measure_artifact(ctx: Context, task, section: dict, recipe, blob: bytes, fmt: str, split: str = "test",
-                     latency: bool = True, with_val: bool = True):
+                     latency: bool = True, with_val: bool = True, counted_bytes: int | None = None):
     """Measure one submitted file as a grader would: unpack it, run the task's measurement, check the limits.
 
     Returns the Measurement and a JSON record (figures, intervals, validation figures when reporting)."""
@@ -59,7 +59,7 @@ def measure_artifact(ctx: Context, task, section: dict, recipe, blob: bytes, fmt
         m = task.measure(ctx, section, recipe, deployed, split=split, latency=latency)
         val = (task.measure(ctx, section, recipe, deployed, split="val", latency=False).metrics
                if split == "test" and with_val else dict(m.metrics) if split != "test" else {})
-    m.metrics["size_bytes"] = float(len(blob))
+    m.metrics["size_bytes"] = float(len(blob) if counted_bytes is None else counted_bytes)
     rows = check.evaluate(task.limits, section, m.metrics)
     return m, {"tflite_sha256": hashlib.sha256(deployed).hexdigest(), "artifact_sha256": hashlib.sha256(blob).hexdigest(),
                "bytes": len(blob), "metrics": m.metrics, "val_metrics": val, "passed": check.verdict(rows),
@@ -131,7 +131,8 @@ def run_task(ctx: Context, cons, task_name: str, recipe_path: Path | None = None
     per_seed, shipped_m = [], None
     for seed, (build, cached, key) in zip(seed_list, builds):
         blob = package.pack(build.tflite, fmt)
-        m, record = measure_artifact(ctx, task, section, with_seed(recipe, seed), blob, fmt, split, latency)
+        m, record = measure_artifact(ctx, task, section, with_seed(recipe, seed), blob, fmt, split, latency,
+                                     counted_bytes=task.counted_size(section, build.info, fmt))
         record.update({"seed": seed, "shipped": seed == recipe["seed"], "build_key": key, "build_cached": cached,
                        "built_on": build.info.get("built_on"), "selected_epoch": build.info.get("selected_epoch")})
         per_seed.append(record)
@@ -143,6 +144,7 @@ def run_task(ctx: Context, cons, task_name: str, recipe_path: Path | None = None
 
     checks = aggregate(task, section, per_seed)
     passed = all(s["passed"] for s in per_seed)
+    shipped_m.rows.extend(tuple(r) for r in shipped_build.info.get("report_rows", []))  # facts only the build knows
     if split == "test":
         loads = runtimes_loading(shipped_build.tflite)
         shipped_m.rows.append(("Runtimes that load and run the shipped file",
