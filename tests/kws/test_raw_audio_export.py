@@ -19,14 +19,19 @@ RAW = OVERRIDES + ["features.sampling_rate=16000", "features.frame_length_in_s=0
                    "features.num_mel_bins=20", 'export.front_end="in-graph"']
 
 
+class _Out:
+    def __init__(self, report):
+        self.report = report
+
+
 @pytest.fixture(scope="module")
 def raw_run(tiny_data):
-    cons = constraints.load_file(tiny_data / "constraints" / "tiny" / "version-a.toml")
+    """One version run (report, artifact, sidecar) of the tiny suite with the in-graph export."""
+    out_dir = tiny_data / "results-raw"
     ctx = Context(data_dir=tiny_data / "data", log=lambda m: None)
-    folder = tiny_data / "results" / "raw" / "kws"
-    out = run.run_task(ctx, cons, "kws", recipe_path=ROOT / "tasks/kws/recipes/ml4iot-2023-a.toml", overrides=RAW,
-                       artifact_dir=folder, use_cache=False)
-    return out, folder
+    rep = run.run_version(ctx, "tiny", "a", recipe_paths={"kws": ROOT / "tasks/kws/recipes/ml4iot-2023-a.toml"},
+                          overrides=RAW, out_dir=out_dir, use_cache=False, constraints_dir=tiny_data / "constraints")
+    return _Out(rep["tasks"][0]), out_dir / "tiny" / "version-a" / "kws"
 
 
 def test_the_file_takes_raw_audio_and_carries_only_builtin_and_front_end_ops(raw_run):
@@ -86,3 +91,17 @@ def test_in_graph_export_rejects_what_it_cannot_do():
         recipes.load(base, task, overrides=['export.front_end="in-graph"', "features.sampling_rate=16000",
                                             "features.frame_length_in_s=0.04", "features.frame_step_in_s=0.02",
                                             'quantize.mode="float16"'])
+
+
+def test_the_device_bundle_feeds_raw_audio_to_a_raw_audio_file(raw_run, tiny_data, tmp_path):
+    from harness.pipeline import device
+    from tests.kws.test_device_bundle import _run_isolated
+
+    _, folder = raw_run
+    out_dir = folder.parents[2]
+    bundle, _ = device.bundle(out_dir, "tiny", "a", constraints_dir=tiny_data / "constraints")
+    res = _run_isolated(bundle / "measure_on_device.py", ["--clips", str(tiny_data / "data" / "mini_speech_commands"),
+                                                          "--device", "raw"], tmp_path)
+    assert res.returncode == 0, res.stderr[-2000:]
+    measured = json.loads((bundle / "device-latency-raw.json").read_text())
+    assert measured["latency"]["metric_ms"] > 0 and measured["accuracy"]["clips"] > 0

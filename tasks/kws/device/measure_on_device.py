@@ -104,13 +104,17 @@ class Model:
         down = source_rate // self.args["sampling_rate"]
         if down > 1:
             audio = kernels.polyphase_downsample(audio, self.c[f"reversed_taps_{down}"], down)
+        if self.shape == (self.args["sampling_rate"], 1):  # the front end is inside the file: it takes the audio
+            if self.inp["dtype"] == np.int16 and not self.inp["quantization"][0]:
+                return np.clip(np.round(audio * 32768.0), -32768, 32767).astype(np.int16).reshape(self.shape)
+            return audio.astype(np.float32).reshape(self.shape)
         fl, fs = self.c["frame"]
         f = kernels.features(kernels.frames(audio, int(fl), int(fs)), self.c["window"], self.c["mel"], self.dct,
                              float(self.c["log_offset"]))
         return f.reshape(self.shape)
 
     def set(self, x: np.ndarray) -> None:
-        if self.inp["dtype"] != np.float32:  # int8 / uint8 input: quantize with the file's own scale
+        if self.inp["dtype"] != np.float32 and self.inp["quantization"][0]:  # int8/uint8: quantize with the file's scale
             scale, zero = self.inp["quantization"]
             info = np.iinfo(self.inp["dtype"])
             x = np.clip(np.round(x / scale + zero), info.min, info.max)
