@@ -26,16 +26,55 @@ def seed_rows(reports: list[dict], targets: dict) -> list[list[str]]:
             n = len(t["seeds"])
             k = sum(s["passed"] for s in t["seeds"])
             base = [b["name"] for b in t.get("baselines", []) if b["passes_all"]]
-            profile = (t.get("data") or {}).get("profile", {}).get("name")
-            task = t["task"] + (f" ({profile})" if profile not in (None, "course") else "")
+            task = _task_label(t)
             out.append([f"{rep['suite']}/{rep['version']}", task, f"{k}/{n} seeds pass",
                         f"every one of ≥ {need} seeds", _met(n >= need and k == n),
                         "a trivial baseline passes too: " + ", ".join(base) if base else ""])
     return out
 
 
+def _in_graph(t: dict) -> bool:
+    return (t.get("recipe") or {}).get("export", {}).get("front_end") == "in-graph"
+
+
+def _variant(t: dict) -> bool:
+    """A run beside the version's own recipe (another evaluation profile, the front end in the file)."""
+    return _in_graph(t) or (t.get("data") or {}).get("profile", {}).get("name") not in (None, "course")
+
+
+def _task_label(t: dict) -> str:
+    profile = (t.get("data") or {}).get("profile", {}).get("name")
+    return (t["task"] + (f" ({profile})" if profile not in (None, "course") else "")
+            + (" (front end in the file)" if _in_graph(t) else ""))
+
+
+def raw_audio_rows(reports: list[dict], targets: dict) -> list[list[str]]:
+    """Raw-audio files: one interpreter call's median latency, and accuracy beside the same version's external file."""
+    tg = targets["raw_audio"]
+    external = {(r["suite"], r["version"]): t for r in reports for t in r["tasks"] if t["task"] == "kws" and not _in_graph(t)}
+    out = []
+    for rep in sorted(reports, key=lambda r: (r["suite"], r["version"])):
+        for t in rep["tasks"]:
+            if t["task"] != "kws" or not _in_graph(t):
+                continue
+            where = f"{rep['suite']}/{rep['version']}"
+            lat = (t["details"].get("latency") or {}).get("model_median_ms")
+            if lat is not None:
+                out.append([where, "latency, audio in → probabilities out (one interpreter call), median",
+                            f"{lat:.3f} ms", f"≤ {tg['max_median_ms']} ms", _met(lat <= tg["max_median_ms"])])
+            ext = external.get((rep["suite"], rep["version"]))
+            acc = next((c["spread"] for c in t["checks"] if c["metric"] == "accuracy_pct" and c.get("spread")), None)
+            ref = next((c["spread"] for c in (ext or {}).get("checks", []) if c["metric"] == "accuracy_pct" and c.get("spread")), None)
+            if acc and ref:
+                gap = ref["mean"] - acc["mean"]
+                out.append([where, f"accuracy vs the external-feature file (means over {acc['n']} and {ref['n']} seeds)",
+                            f"{acc['mean']:.2f} vs {ref['mean']:.2f} % ({-gap:+.2f} points)",
+                            f"within {tg['max_accuracy_gap_points']} points", _met(gap <= tg["max_accuracy_gap_points"])])
+    return out
+
+
 def mean_rows(reports: list[dict], targets: dict) -> list[list[str]]:
-    by_version = {f"{r['suite']}/{r['version']}": r for r in reports}
+    by_version = {f"{r['suite']}/{r['version']}": r for r in reports if not any(_variant(t) for t in r["tasks"])}
     out = []
     for tg in targets.get("mean", []):
         rep = by_version.get(tg["version"])
@@ -83,6 +122,11 @@ def main(argv=None) -> int:
     print()
     print(tabulate(latency_rows(reports, targets), headers=["Version", "Task", "Median total latency (this host)", "Target", ""],
                    tablefmt="github", disable_numparse=True))
+    raw = raw_audio_rows(reports, targets)
+    if raw:
+        print()
+        print(tabulate(raw, headers=["Version", "Raw-audio file", "Measured", "Target", ""], tablefmt="github",
+                       disable_numparse=True))
     total = sum(r["wall_seconds"] for r in reports)
     cached = sum(t["build_cached"] for r in reports for t in r["tasks"])
     lim = targets["runtime"]["reference_max_s"]

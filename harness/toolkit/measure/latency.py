@@ -37,6 +37,7 @@ def summarize(samples_ms: np.ndarray, statistic: str) -> dict:
         "model_ms": float(stat(samples_ms[:, 1])),
         "total_ms": float(stat(total)),
         "total_median_ms": float(np.median(total)),
+        "model_median_ms": float(np.median(samples_ms[:, 1])),
         "total_min_ms": float(np.min(total)),
         "total_p90_ms": float(np.percentile(total, 90)),
     }
