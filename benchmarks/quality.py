@@ -25,7 +25,7 @@ def seed_rows(reports: list[dict], targets: dict) -> list[list[str]]:
         for t in rep["tasks"]:
             n = len(t["seeds"])
             k = sum(s["passed"] for s in t["seeds"])
-            base = [b["name"] for b in t.get("baselines", []) if b["passes_all"]]
+            base = [b["name"] for b in t.get("baselines", []) if b["passes_all"] and not b.get("reference")]
             task = _task_label(t)
             out.append([f"{rep['suite']}/{rep['version']}", task, f"{k}/{n} seeds pass",
                         f"every one of ≥ {need} seeds", _met(n >= need and k == n),

@@ -108,3 +108,26 @@ def test_build_key_changes_with_what_shapes_the_model_only():
     assert key != builds.build_key(task, section, builds.with_seed(r, 7), fp)
     assert key != builds.build_key(task, dict(section, output_steps=9), r, fp)
     assert key != builds.build_key(task, section, r, {"files": ["y"]})
+
+
+def test_a_reference_that_misses_a_limit_the_file_misses_gives_both_margins():
+    from harness.pipeline import report, run
+
+    class T:
+        limits = LIMITS
+
+    section = {"max_err": 1.0, "min_acc": 90.0, "latency": {"max_ms": None}}
+    shipped = {"err": 1.3, "acc": 95.0}
+    out = run.baseline_report(T, section, {"Trivial": {"err": 2.0, "acc": 50.0},
+                                           "Big model": {"err": 1.1, "acc": 99.0}}, ("Big model",), shipped)
+    trivial, big = out
+    assert not trivial["reference"] and "both_miss" not in trivial
+    assert big["reference"] and len(big["both_miss"]) == 1
+    miss = big["both_miss"][0]
+    assert miss["reference_by"] == pytest.approx(0.1) and miss["shipped_by"] == pytest.approx(0.3)
+    lines = report.baseline_lines({"baselines": out})
+    assert "even this misses" in lines[1] and "the shipped file by 0.3" in lines[1]
+    assert lines[0].startswith("- Baseline, Trivial") and "discriminate" in lines[0]
+    # a reference that passes, or a limit the file meets, is not reported as out of reach
+    ok = run.baseline_report(T, section, {"Big model": {"err": 0.9, "acc": 99.0}}, ("Big model",), shipped)
+    assert ok[0]["both_miss"] == [] and "even this" not in report.baseline_lines({"baselines": ok})[0]

@@ -61,6 +61,9 @@ class Measurement:
     intervals: dict[str, tuple[float, float]] = field(default_factory=dict)  # 95 % interval per metric
     interval_method: dict[str, str] = field(default_factory=dict)  # how each interval was computed
     baselines: dict[str, dict[str, float]] = field(default_factory=dict)  # name -> metrics of a trivial predictor
+    # names among `baselines` that are not trivial but an upper reference (e.g. a large model without a size limit):
+    # when one misses a limit the shipped file misses too, the table says what the inputs seem to allow
+    references: tuple[str, ...] = ()
     sections: list[tuple[str, str]] = field(default_factory=list)  # (title, markdown) blocks for the report
     files: dict[str, bytes] = field(default_factory=dict)  # extra files beside the artifact (plots), by name
 

@@ -49,7 +49,7 @@ def check_file(ctx: Context, model: Path, suite: str, version: str, task_name: s
     rep = {"suite": suite, "version": version, "task": task_name, "title": task.title, "model": str(model),
            "format": fmt, "bytes": len(blob), "sha256": record["artifact_sha256"], "checks": checks,
            "passed": record["passed"] and fmt in section["size_formats"], "rows": m.rows, "assumptions": assumptions,
-           "baselines": run.baseline_report(task, section, m.baselines), "commit": hostinfo.commit(),
+           "baselines": run.baseline_report(task, section, m.baselines, m.references, m.metrics), "commit": hostinfo.commit(),
            "host_line": hostinfo.host_line(), "constraints": cons.rel_path, "details": m.details}
     text = markdown(rep)
     if out is not None:

@@ -77,6 +77,14 @@ def baseline_lines(task: dict) -> list[str]:
     out = []
     for b in task.get("baselines", []):
         figures = ", ".join(f"{short_label(c['label'])} {c['measured_text']} {c['result']}" for c in b["checks"])
+        if b.get("reference"):
+            both = b.get("both_miss") or []
+            note = (" — **even this misses** " + "; ".join(
+                f"{short_label(m['label'])}, by {_num(m['fmt'], m['reference_by'])} {m['unit']} (the shipped file by "
+                f"{_num(m['fmt'], m['shipped_by'])} {m['unit']})" for m in both)
+                + ": on this data the inputs do not seem to allow that limit") if both else ""
+            out.append(f"- Reference, {b['name']}, under the same limits: {figures}{note}.")
+            continue
         if b["passes_all"]:
             note = (" — **these limits do not discriminate on this data**: the trivial predictor passes every one "
                     "it can be checked against")
@@ -181,7 +189,7 @@ def summary_rows(reports: list[dict]) -> list[list[str]]:
             status = task_verdict(task)
             if rep["constraints"]["status"] == "reconstructed":
                 status += " (reconstructed limits)"
-            if any(b["passes_all"] for b in task.get("baselines", [])):
+            if any(b["passes_all"] and not b.get("reference") for b in task.get("baselines", [])):
                 status += "; a trivial baseline passes too"
             title = task["title"]
             profile = (task.get("data") or {}).get("profile", {}).get("name")

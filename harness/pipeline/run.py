@@ -89,14 +89,23 @@ def aggregate(task, section: dict, per_seed: list[dict]) -> list[dict]:
     return rows
 
 
-def baseline_report(task, section: dict, baselines: dict) -> list[dict]:
+def baseline_report(task, section: dict, baselines: dict, references: tuple[str, ...] = (),
+                    shipped: dict | None = None) -> list[dict]:
+    """Each baseline under the same limits. A reference (not trivial) that misses a limit the shipped file also
+    misses gets both margins: how far the inputs seem to allow, and how far the file is."""
     out = []
     for name, metrics in baselines.items():
         rows = check.baseline_rows(task.limits, section, metrics)
         if not rows:
             continue
-        out.append({"name": name, "checks": [_check_dict(r) for r in rows], "passes_all": all(r.passed for r in rows),
-                    "passes_any": any(r.passed for r in rows)})
+        entry = {"name": name, "checks": [_check_dict(r) for r in rows], "passes_all": all(r.passed for r in rows),
+                 "passes_any": any(r.passed for r in rows), "reference": name in references}
+        if entry["reference"] and shipped:
+            entry["both_miss"] = [{"label": r.label, "unit": r.unit, "fmt": r.fmt, "reference_by": abs(r.measured - r.limit),
+                                   "shipped_by": abs(shipped[r.metric] - r.limit)}
+                                  for r in rows if not r.passed and r.metric in shipped
+                                  and not check.passes(shipped[r.metric], r.op, r.limit)]
+        out.append(entry)
     return out
 
 
@@ -172,7 +181,7 @@ def run_task(ctx: Context, cons, task_name: str, recipe_path: Path | None = None
         "seed_rule": f"PASS only when every one of the {len(seed_list)} seed(s) passes every limit"
                      if len(seed_list) > 1 else "one seed: the verdict says nothing about the seed spread (run with --seeds N)",
         "checks": checks,
-        "baselines": baseline_report(task, section, shipped_m.baselines),
+        "baselines": baseline_report(task, section, shipped_m.baselines, shipped_m.references, per_seed[0]["metrics"]),
         "metrics": per_seed[0]["metrics"],
         "rows": shipped_m.rows,
         "sections": [list(x) for x in shipped_m.sections],

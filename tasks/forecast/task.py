@@ -82,7 +82,10 @@ class ForecastTask(TaskBase):
                    ("--cross-year", {"nargs": "+", "metavar": "FILE", "dest": "cross_year",
                                      "help": "also evaluate the shipped forecaster on these Jena files as a held-out year"}),
                    ("--profile", {"help": "forecasting evaluation profile: a name in tasks/forecast/profiles/ "
-                                          "(course, full-season) or a TOML file (default: course)"}),)
+                                          "(course, full-season) or a TOML file (default: course)"}),
+                   ("--unconstrained-reference", {"action": "store_true", "dest": "unconstrained_reference",
+                                                  "help": "also train a large forecaster without a size limit on the same "
+                                                          "inputs (cached) and report it beside the shipped file"}),)
     # How a user's own file takes its inputs (`check`/`grade`): the course's Lab 3 normalized them outside the model.
     check_options = (
         ("--inputs", {"choices": ("physical", "normalized"), "help": "forecast: the file takes °C/%RH (physical, "
@@ -274,6 +277,13 @@ class ForecastTask(TaskBase):
         rows.insert(0, ("Evaluation profile", profiles.describe(self.profile(ctx), self.split(ctx, section, recipe)[1])))
         if split == "test" and ctx.options.get("cross_year"):
             rows.append(self.held_out_year(ctx, section, recipe, runner))
+        baselines = {"Persistence (repeat the last value)": {"mae_t_degc": float(pers[0]), "mae_rh_pct": float(pers[1])}}
+        references = ()
+        if split == "test" and ctx.options.get("unconstrained_reference"):
+            from tasks.forecast import reference
+
+            baselines[reference.NAME] = reference.mae(w, K, split, ctx.log)
+            references = (reference.NAME,)
         sections, files = [], {}
         by_month = monthly.by_month(pred, pers_pred, y, times)
         png = f"error-by-month-{split}.png"
@@ -287,7 +297,8 @@ class ForecastTask(TaskBase):
             rows=rows,
             intervals={"mae_t_degc": (float(lo[0]), float(hi[0])), "mae_rh_pct": (float(lo[1]), float(hi[1]))},
             interval_method={"mae_t_degc": method, "mae_rh_pct": method},
-            baselines={"Persistence (repeat the last value)": {"mae_t_degc": float(pers[0]), "mae_rh_pct": float(pers[1])}},
+            baselines=baselines,
+            references=references,
             details={
                 "split": split,
                 "output_steps": K,

@@ -183,3 +183,18 @@ def test_check_reads_a_course_style_forecaster_with_normalized_inputs(tmp_path, 
     ctx = Context(data_dir=tmp_path, options={**opts, "inputs": "normalized", "norm_stats": "1,2,3"}, log=lambda m: None)
     with pytest.raises(HarnessError, match="--norm-stats"):
         check_file.check_file(ctx, model, "ml4iot-2022", "a", "forecast")
+
+
+def test_the_unconstrained_reference_is_reported_beside_the_shipped_file(tmp_path, jena_slice):
+    ctx = Context(data_dir=tmp_path, options={"jena": [jena_slice], "unconstrained_reference": True}, log=lambda m: None)
+    rep = run.run_version(ctx, "ml4iot-2022", "a", tasks=["forecast"], out_dir=tmp_path / "out",
+                          overrides=["train.epochs=1", "train.batch_size=128"])
+    task = rep["tasks"][0]
+    ref = next(b for b in task["baselines"] if b.get("reference"))
+    assert ref["name"].startswith("Unconstrained reference") and {c["metric"] for c in ref["checks"]} == {"mae_t_degc", "mae_rh_pct"}
+    assert "- Reference, Unconstrained reference" in (tmp_path / "out" / "ml4iot-2022" / "version-a" / "report.md").read_text()
+    # the figures are cached by the windows' content: a second run reads them back, the same
+    again = run.run_version(ctx, "ml4iot-2022", "a", tasks=["forecast"], out_dir=tmp_path / "out2",
+                            overrides=["train.epochs=1", "train.batch_size=128"])
+    ref2 = next(b for b in again["tasks"][0]["baselines"] if b.get("reference"))
+    assert [c["measured"] for c in ref2["checks"]] == [c["measured"] for c in ref["checks"]]
