@@ -107,8 +107,10 @@ def test_same_recipe_twice_gives_byte_identical_tflite(tmp_path, jena_slice):
 def test_lab_mlp_with_pruning_and_int8_runs_end_to_end(tmp_path, jena_slice):
     ctx = Context(data_dir=tmp_path, options={"jena": [jena_slice]}, log=lambda m: None)
     cons = constraints.load("ml4iot-2022", "b")
-    out = run.run_task(ctx, cons, "forecast", overrides=[
-        "model.name=\"mlp\"", "model.width=0.1", "train.epochs=2", "train.batch_size=64", "train.loss=\"mse\"",
+    recipe = tmp_path / "lab-mlp.toml"
+    recipe.write_text('task = "forecast"\nseed = 1\n[model]\nname = "mlp"\n[package]\nformat = "zlib"\n')
+    out = run.run_task(ctx, cons, "forecast", recipe_path=recipe, overrides=[
+        "model.width=0.1", "train.epochs=2", "train.batch_size=64", "train.loss=\"mse\"",
         "prune.final_sparsity=0.5", "quantize.mode=\"int8\""], use_cache=False)
     assert out.report["details"]["weight_sparsity"]["FULLY_CONNECTED"] >= 0.49
 

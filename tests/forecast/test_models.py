@@ -63,3 +63,28 @@ def test_unknown_model_or_parameter_is_rejected():
         models.check({"name": "mlp", "filters": 3}, "r.toml")
     with pytest.raises(HarnessError, match="model.width"):
         models.check({"name": "mlp", "width": "wide"}, "r.toml")
+
+
+@pytest.mark.parametrize("graph", ["concat", "chain"])
+def test_delta_hinge_folds_into_two_layers_exactly_and_rounds_without_drift(graph):
+    """The trained form (linear part + ReLU units on differences and level) and the folded two-layer file agree;
+    on the 5-bit grid they agree to the rounding, and a constant input still maps to itself (no level drift)."""
+    seed_everything(1)
+    spec = {"name": "delta_hinge", "hidden": 3, "level": True, "bias": False, "graph": graph}
+    for rounding in ("off", "grid"):
+        b = models.build(models.check(dict(spec, rounding=rounding, bits=5), "test"), 6, 3, STATS)
+        rng = np.random.default_rng(0)
+        for name in ("delta", "head"):
+            layer = b.model.get_layer(name)
+            layer.set_weights([rng.normal(0, 0.2, w.shape).astype(np.float32) for w in layer.get_weights()])
+        x = _inputs()
+        keras_out = b.model.predict(x, verbose=0)
+        got = Runner(convert.to_tflite(b.export(b.model), "none")).predict(x)
+        if rounding == "off":
+            np.testing.assert_allclose(got, keras_out, atol=1e-4)
+        else:  # 5 significant bits per weight: close, not equal
+            assert 0 < np.abs(got - keras_out).mean() < 0.1
+    b.model.get_layer("head").set_weights([np.zeros_like(w) for w in b.model.get_layer("head").get_weights()])
+    const = np.full((1, 6, 2), [12.5, 80.0], np.float32)
+    np.testing.assert_allclose(Runner(convert.to_tflite(b.export(b.model), "none"))(const)[0],
+                               np.tile([12.5, 80.0], (3, 1)), atol=1e-3)
