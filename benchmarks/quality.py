@@ -73,6 +73,35 @@ def raw_audio_rows(reports: list[dict], targets: dict) -> list[list[str]]:
     return out
 
 
+def forecast_rows(reports: list[dict], targets: dict) -> list[list[str]]:
+    """Forecasting beside persistence and the unconstrained reference (means over seeds, test split)."""
+    tg = targets["forecast"]
+    out = []
+    for rep in sorted(reports, key=lambda r: (r["suite"], r["version"])):
+        for t in rep["tasks"]:
+            if t["task"] != "forecast":
+                continue
+            profile = (t.get("data") or {}).get("profile", {}).get("name") or "course"
+            where = f"{rep['suite']}/{rep['version']} ({profile})"
+            mean = {c["metric"]: c["spread"]["mean"] for c in t["checks"] if c.get("spread")}
+            base = {b["name"].split(" (")[0]: {c["metric"]: c["measured"] for c in b["checks"]} for b in t.get("baselines", [])}
+            pers, ref = base.get("Persistence"), base.get("Unconstrained reference")
+            for m, name in (("mae_t_degc", "MAE(T)"), ("mae_rh_pct", "MAE(RH)")):
+                if pers:
+                    skill = 1 - mean[m] / pers[m]
+                    need = tg["min_skill_course"][m] if profile == "course" else 0.0
+                    out.append([where, f"{name} skill vs persistence", f"{skill:+.1%}", f"≥ {need:.1%}", _met(skill >= need)])
+                if ref:
+                    gap = mean[m] / ref[m] - 1
+                    out.append([where, f"{name} vs the unconstrained reference", f"{mean[m]:.4f} vs {ref[m]:.4f} ({gap:+.1%})",
+                                f"≤ +{tg['max_gap_to_reference']:.0%}", _met(gap <= tg["max_gap_to_reference"])])
+            size = mean.get("size_bytes")
+            lim = tg["max_size_bytes"].get(str(t["details"].get("output_steps")))
+            if size is not None and lim:
+                out.append([where, "size (mean)", f"{size:,.0f} B", f"≤ {lim:,} B", _met(size <= lim)])
+    return out
+
+
 def mean_rows(reports: list[dict], targets: dict) -> list[list[str]]:
     by_version = {f"{r['suite']}/{r['version']}": r for r in reports if not any(_variant(t) for t in r["tasks"])}
     out = []
@@ -121,6 +150,9 @@ def main(argv=None) -> int:
                    tablefmt="github", disable_numparse=True))
     print()
     print(tabulate(latency_rows(reports, targets), headers=["Version", "Task", "Median total latency (this host)", "Target", ""],
+                   tablefmt="github", disable_numparse=True))
+    print()
+    print(tabulate(forecast_rows(reports, targets), headers=["Version (profile)", "Forecasting", "Measured", "Target", ""],
                    tablefmt="github", disable_numparse=True))
     raw = raw_audio_rows(reports, targets)
     if raw:
