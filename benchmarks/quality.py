@@ -38,20 +38,22 @@ def _in_graph(t: dict) -> bool:
 
 
 def _variant(t: dict) -> bool:
-    """A run beside the version's own recipe (another evaluation profile, the front end in the file)."""
-    return _in_graph(t) or (t.get("data") or {}).get("profile", {}).get("name") not in (None, "course")
+    """A run beside the version's own recipe (a variant recipe, another evaluation profile)."""
+    return ("/variants/" in t.get("recipe_path", "") or _in_graph(t)
+            or (t.get("data") or {}).get("profile", {}).get("name") not in (None, "course"))
 
 
 def _task_label(t: dict) -> str:
     profile = (t.get("data") or {}).get("profile", {}).get("name")
+    variant = Path(t.get("recipe_path", "")).stem if "/variants/" in t.get("recipe_path", "") else ""
     return (t["task"] + (f" ({profile})" if profile not in (None, "course") else "")
-            + (" (front end in the file)" if _in_graph(t) else ""))
+            + (f" (variant {variant})" if variant else ""))
 
 
 def raw_audio_rows(reports: list[dict], targets: dict) -> list[list[str]]:
     """Raw-audio files: one interpreter call's median latency, and accuracy beside the same version's external file."""
     tg = targets["raw_audio"]
-    external = {(r["suite"], r["version"]): t for r in reports for t in r["tasks"] if t["task"] == "kws" and not _in_graph(t)}
+    external = {(r["suite"], r["version"]): t for r in reports for t in r["tasks"] if t["task"] == "kws" and not _variant(t)}
     out = []
     for rep in sorted(reports, key=lambda r: (r["suite"], r["version"])):
         for t in rep["tasks"]:

@@ -59,8 +59,8 @@ def table(base: Path = BASE) -> str:
             profile = (t.get("data") or {}).get("profile", {}).get("name")
             if profile and profile != "course":
                 task += f" ({profile})"
-            if (t.get("recipe") or {}).get("export", {}).get("front_end") == "in-graph":
-                task += " (front end in the file)"
+            if "/variants/" in t.get("recipe_path", ""):
+                task += f" (variant `{Path(t['recipe_path']).stem}`)"
             link = f"results/reference/{f.parent.relative_to(base)}/report.md"
             rows.append(f"| [{r['suite']} {r['version']}]({link}) | {task} | {verdict} | {'; '.join(figs)} | {_baselines(t)} |")
     return "\n".join(rows)
