@@ -43,6 +43,7 @@ def check_file(ctx: Context, model: Path, suite: str, version: str, task_name: s
     section, recipe, assumptions = task.setup_for_artifact(ctx, section, base)
     m, record = run.measure_artifact(ctx, task, section, recipe, blob, fmt, split="test", with_val=False)
     checks = run.aggregate(task, section, [record])
+    m.rows.append(run.runtimes_row(package.unpack(blob, fmt, str(model))))
     if fmt not in section["size_formats"]:
         assumptions.append(f"the {fmt} format is not one {cons.rel_path} accepts ({', '.join(section['size_formats'])}): "
                            "its size row is shown for information")

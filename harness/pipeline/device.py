@@ -20,6 +20,7 @@ from harness.core.errors import HarnessError
 from harness.core.paths import rel
 from harness.core.task import get as get_task
 from harness.pipeline import publish, report
+from harness.pipeline.run import RUNTIMES_LABEL
 from harness.toolkit import atomic
 
 # The interpreters the script accepts; the bundle pins the one this harness measures with.
@@ -61,8 +62,9 @@ def bundle(out_dir: Path, suite: str, version: str, task_name: str | None = None
     section = constraints.load(suite, version, root=constraints_dir or constraints.CONSTRAINTS_DIR).task(entry["task"])
     files, meta = get_task(entry["task"]).device_files(section, sidecar)
     name = Path(art["file"]).name
+    runtimes = dict(entry.get("rows", [])).get(RUNTIMES_LABEL, "not recorded")
     manifest = {"suite": suite, "version": version, "task": entry["task"], "artifact": name, "artifact_sha256": art["sha256"],
-                "built_from_commit": entry["commit"], **meta}
+                "built_from_commit": entry["commit"], "runtimes_tested_by_the_harness": runtimes, **meta}
     files = {**files, name: blob, "sidecar.json": json.dumps(sidecar, indent=2).encode(),
              "bundle.json": json.dumps(manifest, indent=2).encode(),
              "requirements.txt": ("\n".join(REQUIREMENTS) + "\n").encode(),
@@ -89,7 +91,8 @@ def _readme(m: dict) -> str:
     return (f"# Device bundle: {m['suite']} version {m['version']} ({m['task']})\n\n"
             f"Measures `{m['artifact']}` (sha256 `{m['artifact_sha256']}`) on this device under the edition's protocol: "
             f"{p['scope']} latency, {p['statistic']} of {p['runs']} runs ({p['discard']} discarded), input {p['input']}; "
-            f"limit {p.get('max_ms')} ms on {p['device']}.\n\n"
+            f"limit {p.get('max_ms')} ms on {p['device']}.\n\nRuntimes that loaded and ran this file where it was built: "
+            f"{m['runtimes_tested_by_the_harness']}.\n\n"
             "```\npython3 -m venv venv && venv/bin/pip install -r requirements.txt\n"
             f"venv/bin/{m['command']}\n```\n\n"
             "The script writes `device-latency-<device>.json`. Copy it back and run\n"

@@ -67,6 +67,15 @@ def measure_artifact(ctx: Context, task, section: dict, recipe, blob: bytes, fmt
                "interval_method": m.interval_method}
 
 
+RUNTIMES_LABEL = "Runtimes that load and run the shipped file"
+
+
+def runtimes_row(tflite: bytes) -> tuple[str, str]:
+    """Which installed interpreters load and run the file (4-bit weights, custom ops: not every runtime does)."""
+    loads = runtimes_loading(tflite)
+    return RUNTIMES_LABEL, ", ".join(f"{k}: {v}" for k, v in loads.items()) + "; tflite-runtime not tested (it needs numpy < 2)"
+
+
 def aggregate(task, section: dict, per_seed: list[dict]) -> list[dict]:
     """One row per limit over every seed: spread, passes k/N, the shipped seed's figure and interval, marginal."""
     shipped = per_seed[0]
@@ -155,10 +164,7 @@ def run_task(ctx: Context, cons, task_name: str, recipe_path: Path | None = None
     passed = all(s["passed"] for s in per_seed)
     shipped_m.rows.extend(tuple(r) for r in shipped_build.info.get("report_rows", []))  # facts only the build knows
     if split == "test":
-        loads = runtimes_loading(shipped_build.tflite)
-        shipped_m.rows.append(("Runtimes that load and run the shipped file",
-                               ", ".join(f"{k}: {v}" for k, v in loads.items())
-                               + "; tflite-runtime not tested (it needs numpy < 2)"))
+        shipped_m.rows.append(runtimes_row(shipped_build.tflite))
     # Package: the file a user would submit (the recipe seed's), and its sidecar.
     art_name = "model" + package.SUFFIX[fmt]
     sidecar = task.sidecar(ctx, section, recipe)

@@ -52,6 +52,9 @@ def test_bundle_runs_with_numpy_and_litert_only_and_its_json_imports(version_run
     assert {p.name for p in folder.iterdir()} == names
     with zipfile.ZipFile(zpath) as zf:
         assert {Path(n).name for n in zf.namelist()} == names
+    manifest = json.loads((folder / "bundle.json").read_text())
+    assert "ai_edge_litert 2.3.0: yes" in manifest["runtimes_tested_by_the_harness"]
+    assert manifest["runtimes_tested_by_the_harness"] in (folder / "README.md").read_text()
     clips = tiny_data / "data" / "mini_speech_commands"
     res = _run_isolated(folder / "measure_on_device.py", ["--clips", str(clips), "--device", "test-device"], tmp_path)
     assert res.returncode == 0, res.stderr[-2000:]

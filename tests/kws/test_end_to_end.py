@@ -133,6 +133,7 @@ def test_check_reproduces_the_runs_figures_from_the_file_and_sidecar(tiny_run, t
     assert rep["details"]["predictions"] == out.report["details"]["predictions"]
     assert [c["measured"] for c in rep["checks"][:2]] == [c["measured"] for c in out.report["checks"][:2]]
     assert rep["passed"] == out.report["passed"] and "sidecar" in " ".join(rep["assumptions"])
+    assert "ai_edge_litert 2.3.0: yes" in dict(rep["rows"])["Runtimes that load and run the shipped file"]
     # the same figures from the course's command-line flags instead of the sidecar
     args = json.loads((folder / "sidecar.json").read_text())["PREPROCESSING_ARGS"]
     flags = (f"--rate {args['sampling_rate']} --length {round(args['frame_length_in_s'] * args['sampling_rate'])} "
