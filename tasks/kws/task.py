@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.core import stats
-from harness.core.config import Field, in_range, one_of
+from harness.core.config import Field, one_of
 from harness.core.constraints import SECTION_SCHEMA
 from harness.core.errors import HarnessError
 from harness.core.task import Context, Limit, Measurement, TaskBase, Trained, size_floor
@@ -16,47 +16,8 @@ from tasks.kws import data as msc
 from tasks.kws import features as feat
 from tasks.kws import latency as latency_protocol
 from tasks.kws import models
-
-AUGMENT_SCHEMA = {
-    "time_shift_frames": Field(int, default=0, check=in_range(0, 50), doc="random roll of up to ± frames, zero-filled"),
-    "time_masks": Field(int, default=0, check=in_range(0, 5)),
-    "time_mask_frames": Field(int, default=0, check=in_range(0, 50)),
-    "freq_masks": Field(int, default=0, check=in_range(0, 5)),
-    "freq_mask_bins": Field(int, default=0, check=in_range(0, 40)),
-}
-
-
-def augment_fn(cfg: dict):
-    """SpecAugment-style masks and a time shift on feature batches [B, frames, C, 1] (train only)."""
-    if not any(cfg.values()):
-        return None
-
-    def apply(x, y, rng):
-        x = x.copy()
-        b, frames, coeffs = x.shape[:3]
-        if cfg["time_shift_frames"]:
-            shifts = rng.integers(-cfg["time_shift_frames"], cfg["time_shift_frames"] + 1, b)
-            for i, s in enumerate(shifts):
-                if s:
-                    x[i] = np.roll(x[i], s, axis=0)
-                    if s > 0:
-                        x[i, :s] = x[i, s:].min()
-                    else:
-                        x[i, s:] = x[i, :s].min()
-        for _ in range(cfg["time_masks"]):
-            w = rng.integers(0, cfg["time_mask_frames"] + 1, b)
-            t0 = rng.integers(0, np.maximum(frames - w, 1))
-            for i in range(b):
-                x[i, t0[i]:t0[i] + w[i]] = 0.0
-        for _ in range(cfg["freq_masks"]):
-            w = rng.integers(0, cfg["freq_mask_bins"] + 1, b)
-            f0 = rng.integers(0, np.maximum(coeffs - w, 1))
-            for i in range(b):
-                x[i, :, f0[i]:f0[i] + w[i]] = 0.0
-        return x, y
-
-    return apply
-
+from tasks.kws.augment import AUGMENT_SCHEMA, augment_fn
+from tasks.kws.user_files import UserFiles
 
 EXPORT_SCHEMA = {
     "front_end": Field(str, default="external", check=one_of("external", "in-graph"),
@@ -77,7 +38,7 @@ CONSTRAINT_SCHEMA = {
 }
 
 
-class KwsTask(TaskBase):
+class KwsTask(UserFiles, TaskBase):
     name = "kws"
     title = "Keyword spotting (mini Speech Commands)"
     recipes_dir = Path(__file__).parent / "recipes"
@@ -157,93 +118,6 @@ class KwsTask(TaskBase):
                 corpus.check(items)
             ctx.cache[key] = (s, source)
         return ctx.cache[key]
-
-    check_options = (
-        ("--sidecar", {"help": "kws: the model's sidecar JSON (PREPROCESSING_ARGS and LABELS)"}),
-        ("--preprocessing", {"help": "kws: the course's PREPROCESSING_ARGS as a JSON file"}),
-        ("--kws-flags", {"help": "kws: the flags of the course's kws_latency.py command, e.g. "
-                                 "'--rate 8000 --bins 16 --length 320 --stride 160 --mfcc'"}),
-        ("--labels", {"help": "kws: labels file (a Python list, as the course's labels.txt) giving the output order"}),
-        ("--resample-order", {"dest": "resample_order", "choices": ("pad-first", "resample-first"),
-                              "help": "kws, rates below 16 kHz: zero-pad the clip to 1 s and then resample (pad-first, "
-                                      "the harness's own pipeline; default) or resample the clip and then pad"}),
-    )
-
-    # `grade`: args files looked for beside a submission, most specific first ({stem}: the file name without suffix).
-    ARGS_FILES = ("{stem}.json", "{stem}_args.json", "{stem}.args.json", "{stem}_sidecar.json", "sidecar.json",
-                  "args.json", "preprocessing_args.json", "PREPROCESSING_ARGS.json")
-    FLAGS_FILES = ("{stem}.flags", "{stem}_flags.txt", "kws_flags.txt")
-
-    def submission_options(self, folder, model):
-        import json
-
-        from harness.toolkit.package import stem_of
-
-        stem, folder = stem_of(model.name), Path(folder)
-        opts = {}
-        for pattern in self.ARGS_FILES:
-            path = folder / pattern.format(stem=stem)
-            if path.is_file():
-                try:
-                    data = json.loads(path.read_text())
-                except (OSError, ValueError) as e:
-                    raise HarnessError(f"{path}: not a JSON args file ({e})") from None
-                opts["sidecar" if isinstance(data, dict) and "PREPROCESSING_ARGS" in data else "preprocessing"] = str(path)
-                break
-        else:
-            for pattern in self.FLAGS_FILES:
-                path = folder / pattern.format(stem=stem)
-                if path.is_file():
-                    opts["kws_flags"] = path.read_text().strip()
-                    break
-        if not opts:
-            raise HarnessError(f"{folder}: no preprocessing arguments for {model.name} (expected {stem}.json with "
-                               "PREPROCESSING_ARGS, args.json, or kws_flags.txt with the kws_latency.py flags)")
-        if (folder / "labels.txt").is_file():
-            opts["labels"] = str(folder / "labels.txt")
-        return opts
-
-    def setup_for_artifact(self, ctx, section, recipe):
-        import json
-
-        from harness.core.recipes import Recipe
-
-        o, notes, args, labels = ctx.options, [], None, None
-        if o.get("sidecar"):
-            try:
-                side = json.loads(Path(o["sidecar"]).read_text())
-                args, labels = side["PREPROCESSING_ARGS"], side.get("LABELS")
-            except (OSError, ValueError, KeyError, TypeError) as e:
-                raise HarnessError(f"{o['sidecar']}: not a sidecar with PREPROCESSING_ARGS ({type(e).__name__}: {e})") from None
-            notes.append(f"preprocessing from the sidecar {o['sidecar']}")
-        if o.get("preprocessing"):
-            try:
-                args = json.loads(Path(o["preprocessing"]).read_text())
-            except (OSError, ValueError) as e:
-                raise HarnessError(f"{o['preprocessing']}: not a JSON file of PREPROCESSING_ARGS ({e})") from None
-            notes.append(f"preprocessing from {o['preprocessing']}")
-        if o.get("kws_flags"):
-            args = feat.args_from_course_flags(o["kws_flags"])
-            notes.append(f"preprocessing from the course command line `python kws_latency.py {o['kws_flags']}`")
-        if args is None:
-            raise HarnessError("checking a keyword-spotting file needs its preprocessing: --sidecar FILE, "
-                               "--preprocessing FILE (PREPROCESSING_ARGS as JSON) or --kws-flags '...'")
-        args = feat.PreprocessingArgs.from_dict(args, where="preprocessing arguments").to_dict()
-        if o.get("labels"):
-            labels = msc.load_labels(o["labels"])
-            notes.append(f"output order from {o['labels']}")
-        elif labels:
-            notes.append("output order from the sidecar's LABELS")
-        else:
-            labels = section["labels"]
-            notes.append(f"output order: the edition's labels {labels}")
-        if sorted(labels) != sorted(section["labels"]):
-            raise HarnessError(f"labels {labels} are not the keywords of this version ({section['labels']})")
-        notes.append(f"interpreter kernels: {ctx.options.get('kernels') or 'default'}")
-        if feat.PreprocessingArgs.from_dict(args).downsample_factor > 1:
-            notes.append("audio zero-padded to 1 s, then resampled" if (o.get("resample_order") or "pad-first") == "pad-first"
-                         else "audio resampled, then zero-padded to 1 s (--resample-order resample-first)")
-        return dict(section, labels=list(labels)), Recipe(recipe.path, dict(recipe.data, features=args)), notes
 
     def ensure_data(self, ctx, section) -> None:
         self.corpus(ctx)
@@ -430,20 +304,6 @@ class KwsTask(TaskBase):
                              f"(×{res['eager_tf_signal_total_median_ms'] / max(res['total_median_ms'], 1e-9):.0f} our pipeline)"))
         return m
 
-    def resample_first_features(self, ctx, section, args, split) -> np.ndarray:
-        """Features when each clip is resampled at its own length and then zero-padded to 1 s at the lower rate
-        (some groups' order; the filter's tail at the clip's end differs from padding first)."""
-        corpus, (s, _) = self.corpus(ctx), self.splits(ctx, section)
-        ex = feat.NumpyFeatures(args)
-        out = np.empty((len(s[split]), *args.feature_shape, 1), np.float32)
-        for i, (label, stem) in enumerate(s[split]):
-            clip = msc.decode_clip(corpus.raw(label, stem), corpus.clip_path(label, stem), pad=False)
-            low = feat.resample(clip.astype(np.float32) * np.float32(1.0 / 32768.0), args.downsample_factor)
-            padded = np.zeros(args.sampling_rate, np.float32)
-            padded[:min(len(low), args.sampling_rate)] = low[:args.sampling_rate]
-            out[i, ..., 0] = ex.at_rate(padded)
-        return out
-
     def course_pipeline_accuracy(self, ctx, section, args, runner, items, y) -> dict:
         """Accuracy of the deployed file when features come from the course's tf.signal code (one batched call)."""
         audio = self.test_audio(ctx, items)
@@ -462,32 +322,6 @@ class KwsTask(TaskBase):
         args = feat.PreprocessingArgs.from_dict(recipe["features"])
         params = models.parameters(recipe["model"], (*args.feature_shape, 1), len(section["labels"]))
         return size_floor(params, recipe)
-
-    def device_files(self, section, sidecar) -> dict:
-        """`bundle`: the device script, the feature and timing code it imports (this project's own files, copied
-        verbatim) and the feature constants, so the device needs numpy and an interpreter only."""
-        import io
-
-        from harness.toolkit.measure import latency as timing
-        from tasks.kws.features import kernels
-
-        if not section.get("latency"):
-            raise HarnessError("this version has no latency protocol to run on a device")
-        args = feat.PreprocessingArgs.from_dict(sidecar["PREPROCESSING_ARGS"])
-        ex = feat.NumpyFeatures(args)
-        consts = {"window": ex.window, "mel": ex.mel, "dct": ex.dct if ex.dct is not None else np.zeros((0, 0), np.float32),
-                  "frame": np.array([args.frame_length, args.frame_step]), "log_offset": np.float32(feat.LOG_OFFSET)}
-        for source in (feat.SOURCE_RATE_HZ, feat.LATENCY_SOURCE_RATE_HZ):
-            down = source // args.sampling_rate
-            if down > 1:
-                consts[f"reversed_taps_{down}"] = np.asarray(feat._reversed_filter(down))
-        buf = io.BytesIO()
-        np.savez(buf, **consts)
-        here = Path(__file__).parent
-        return {"measure_on_device.py": (here / "device" / "measure_on_device.py").read_bytes(),
-                "kernels.py": Path(kernels.__file__).read_bytes(), "latency.py": Path(timing.__file__).read_bytes(),
-                "frontend.npz": buf.getvalue()}, {"protocol": section["latency"], "metric": "latency_ms",
-                                                   "command": "python measure_on_device.py [--clips DIR] [--device NAME]"}
 
     def sidecar(self, ctx, section, recipe) -> dict:
         args = feat.PreprocessingArgs.from_dict(recipe["features"])
