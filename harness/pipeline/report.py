@@ -195,6 +195,8 @@ def summary_rows(reports: list[dict]) -> list[list[str]]:
             profile = (task.get("data") or {}).get("profile", {}).get("name")
             if profile and profile != "course":
                 title += f", profile {profile}"
+            if "/variants/" in task.get("recipe_path", ""):  # a recipe run beside the version's own
+                title += f", variant `{Path(task['recipe_path']).stem}`"
             rows.append([rep["suite"], f"[{rep['version']}]({rep.get('_path', '')})", title, measured, status])
     return rows
 
