@@ -306,17 +306,13 @@ class KwsTask(UserFiles, TaskBase):
 
     def course_pipeline_accuracy(self, ctx, section, args, runner, items, y) -> dict:
         """Accuracy of the deployed file when features come from the course's tf.signal code (one batched call)."""
-        audio = self.test_audio(ctx, items)
+        audio = self.clips(ctx, items).astype(np.float32) / np.float32(32768.0)
         if args.downsample_factor > 1:  # the course resampled with scipy before tf.signal
             audio = feat.resample(audio, args.downsample_factor)
         x = feat.tf_features_at_rate(audio, args)
         pred = runner.predict(x[..., None]).argmax(-1)
         correct = int((pred == y).sum())
         return {"correct": correct, "accuracy_pct": 100.0 * correct / len(y)}
-
-    def test_audio(self, ctx, items) -> np.ndarray:
-        """float32 [N, 16000] clips (int16 / 32768)."""
-        return self.clips(ctx, items).astype(np.float32) / np.float32(32768.0)
 
     def size_floor_bytes(self, ctx, section, recipe) -> int:
         args = feat.PreprocessingArgs.from_dict(recipe["features"])
