@@ -1,4 +1,4 @@
-"""Command line: python -m harness {run,check,grade,search,seed-reports,summarize,list} ..."""
+"""Command line: python -m harness {run,check,grade,search,cv,seed-reports,summarize,list} ..."""
 from __future__ import annotations
 
 import argparse
@@ -172,23 +172,38 @@ def cmd_list(args) -> int:
 
 
 def cmd_search(args) -> int:
-    from harness.core import constraints
     from harness.pipeline import search
 
-    task = args.task
-    if task is None:
-        tasks = constraints.load(args.suite, args.version).tasks
-        if len(tasks) != 1:
-            raise HarnessError(f"{args.suite} version {args.version} has several tasks ({', '.join(tasks)}): pass --task")
-        task = tasks[0]
     cfg = search.SearchConfig(
-        suite=args.suite, version=args.version, task=task, trials=args.trials,
+        suite=args.suite, version=args.version, task=_only_task(args.suite, args.version, args.task), trials=args.trials,
         space=Path(args.space) if args.space else None, storage=args.storage, study=args.study,
         base_recipe=Path(args.recipe) if args.recipe else None, out_dir=Path(args.out), seed=args.seed,
         sampler=args.sampler, extra_overrides=tuple(args.set or ()), seeds=args.seeds,
     )
     res = search.search(_context(args), cfg)
     _log(f"search: {res['complete']} complete trial(s), {res['feasible']} passing; table {res['markdown']}")
+    return 0
+
+
+def _only_task(suite: str, version: str, task: str | None) -> str:
+    from harness.core import constraints
+
+    if task is not None:
+        return task
+    tasks = constraints.load(suite, version).tasks
+    if len(tasks) != 1:
+        raise HarnessError(f"{suite} version {version} has several tasks ({', '.join(tasks)}): pass --task")
+    return tasks[0]
+
+
+def cmd_cv(args) -> int:
+    from harness.pipeline import crossval
+
+    rep = crossval.cross_validate(_context(args), args.suite, args.version, _only_task(args.suite, args.version, args.task),
+                                  args.folds, recipe_path=Path(args.recipe) if args.recipe else None,
+                                  overrides=args.set, jobs=args.jobs, out_dir=Path(args.out))
+    print(rep["markdown"], flush=True)
+    _log(f"cross-validation table: {rep['folder']}/report.md")
     return 0
 
 
@@ -235,6 +250,16 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--sampler", choices=["tpe", "nsga2"], default="tpe")
     _task_options(s)
     s.set_defaults(fn=cmd_search)
+    cv = sub.add_parser("cv", parents=[common], help="cross-validate a recipe over train + val (K folds, test split sealed)")
+    cv.add_argument("--version", required=True)
+    cv.add_argument("--task", help="the task (default: the version's only task)")
+    cv.add_argument("--folds", type=int, default=5, help="number of folds (default 5)")
+    cv.add_argument("--jobs", type=int, default=1, help="folds built in parallel worker processes (default 1)")
+    cv.add_argument("--recipe", help="recipe file (default: the version's recipe)")
+    cv.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe key, e.g. model.width=0.5")
+    cv.add_argument("--no-cache", action="store_true", help="bypass every cache (builds and features)")
+    _task_options(cv)
+    cv.set_defaults(fn=cmd_cv)
     sd = sub.add_parser("seed-reports", parents=[common], help="reproduce the seed reports' configurations (tasks/seed_reports.toml) and compare")
     sd.add_argument("--only", action="append", metavar="ID", help="only these seed ids (the table keeps the other rows)")
     _task_options(sd)

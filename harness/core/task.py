@@ -23,6 +23,9 @@ class Context:
     options: dict = field(default_factory=dict)  # task options from the command line (Task.cli_options)
     use_cache: bool = True  # False: every on-disk cache (builds, features) is bypassed and rewritten
     sealed_test: bool = False  # True while anything is being chosen (search trials): the test split is off limits
+    # (fold, folds) while cross-validating: the task trains and validates on that fold of train + val
+    # (harness.core.folds); None: the version's own train and validation splits
+    fold: tuple[int, int] | None = None
 
     def open_split(self, split: str) -> None:
         """Tasks call this before reading a split's labels: selection must never see the test split."""
@@ -98,6 +101,8 @@ class TaskBase:
     constraint_schema: dict = {}  # this task's [table] in a constraint file (harness.constraints.SECTION_SCHEMA + own keys)
     # Command-line options of this task: (flag, argparse keyword arguments); values reach ctx.options by dest.
     cli_options: tuple[tuple[str, dict], ...] = ()
+    # True when the task honours Context.fold (cross-validation over train + val)
+    supports_folds: bool = False
 
     def check_constraints(self, section: dict, where: str, reconstructed: bool) -> None:
         """Cross-key checks of this task's constraint table after schema validation (raise HarnessError)."""

@@ -123,7 +123,9 @@ def _build_worker(payload: dict) -> str:
     """Runs in a separate process (spawned): one seed's build, stored in the shared cache."""
     import sys
 
-    ctx = Context(data_dir=Path(payload["data_dir"]), options=payload["options"],
+    fold = payload.get("fold")
+    ctx = Context(data_dir=Path(payload["data_dir"]), options=payload["options"], sealed_test=payload["sealed_test"],
+                  fold=tuple(fold) if fold else None,
                   log=lambda m: print(f"[seed {payload['seed']}] {m.strip()}", flush=True, file=sys.stdout))
     task = get_task(payload["task"])
     recipe = Recipe(path=payload["recipe_path"], data=payload["recipe"])
@@ -152,7 +154,7 @@ def build_seeds(ctx: Context, task, section: dict, recipe: Recipe, data_fp: dict
         ctx.log(f"  building {len(missing)} seed(s), {jobs} at a time")
         payloads = [{"task": task.name, "section": section, "recipe": with_seed(recipe, s).data, "recipe_path": recipe.path,
                      "seed": s, "key": k, "data_dir": str(ctx.data_dir),
-                     "options": ctx.options} for s, k in missing]
+                     "options": ctx.options, "sealed_test": ctx.sealed_test, "fold": ctx.fold} for s, k in missing]
         with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
             for k in pool.map(_build_worker, payloads):
                 b = load_cached(k, ctx.log)

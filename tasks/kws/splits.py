@@ -170,10 +170,15 @@ def select_items(items: Sequence[Item], keywords: Sequence[str], split_name: str
 _MAX_NUM_WAVS_PER_CLASS = 2**27 - 1  # ~134M, as in the Speech Commands `which_set`
 
 
+def speaker(item: Item) -> str:
+    """The speaker id of a clip: its stem before `_nohash_`."""
+    return re.sub(r"_nohash_.*$", "", item[1])
+
+
 def which_set(stem: str, val_pct: float, test_pct: float) -> str:
     """Speech Commands' hash split: the speaker id (stem before `_nohash_`) decides, so speakers never straddle."""
-    speaker = re.sub(r"_nohash_.*$", "", stem)
-    hashed = int(hashlib.sha1(speaker.encode()).hexdigest(), 16)
+    speaker_id = speaker(("", stem))
+    hashed = int(hashlib.sha1(speaker_id.encode()).hexdigest(), 16)
     pct = (hashed % (_MAX_NUM_WAVS_PER_CLASS + 1)) * (100.0 / _MAX_NUM_WAVS_PER_CLASS)
     if pct < val_pct:
         return "val"

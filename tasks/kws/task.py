@@ -1,11 +1,12 @@
 """Keyword spotting on mini Speech Commands (Homework 2, Ex 2 / single exercise), as a harness task."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from harness.core import stats
+from harness.core import folds, stats
 from harness.core.config import Field, one_of
 from harness.core.constraints import SECTION_SCHEMA
 from harness.core.errors import HarnessError
@@ -49,6 +50,7 @@ class KwsTask(UserFiles, TaskBase):
     }
     build_keys = ("labels", "split")
     constraint_schema = CONSTRAINT_SCHEMA
+    supports_folds = True
     limits = [
         Limit("min_accuracy_pct", "accuracy_pct", "Accuracy, test split", "%", "{:.2f}"),
         Limit("max_size_bytes", "size_bytes", "Size of the submitted file", "B", "{:,.0f}"),
@@ -103,7 +105,12 @@ class KwsTask(UserFiles, TaskBase):
         return ctx.cache["corpus"]
 
     def splits(self, ctx: Context, section: dict) -> dict:
-        key = ("splits", section["split"], tuple(section["labels"]))
+        key = ("splits", section["split"], tuple(section["labels"]), ctx.fold)
+        if key not in ctx.cache and ctx.fold:
+            (s, source), (fold, n) = self.splits(replace(ctx, fold=None), section), ctx.fold
+            train, val = folds.split_pool(list(s["train"]) + list(s["val"]), msc.speaker, fold, n)
+            ctx.cache[key] = ({"train": msc.SplitList(train), "val": msc.SplitList(val), "test": s["test"]},
+                              f"{source}; cross-validation fold {fold + 1} of {n} over train + val, grouped by speaker")
         if key not in ctx.cache:
             corpus = self.corpus(ctx)
             if section["split"] == "hash":
@@ -131,7 +138,7 @@ class KwsTask(UserFiles, TaskBase):
     def features(self, ctx, section, recipe, split: str):
         ctx.open_split(split)
         args = feat.PreprocessingArgs.from_dict(recipe["features"])
-        key = ("features", split, tuple(section["labels"]), section["split"], tuple(sorted(args.to_dict().items())))
+        key = ("features", split, tuple(section["labels"]), section["split"], ctx.fold, tuple(sorted(args.to_dict().items())))
         if key not in ctx.cache:
             s, _ = self.splits(ctx, section)
             ctx.cache[key] = feat.cached_features(self.corpus(ctx), s[split], section["labels"], args, split,
@@ -229,7 +236,8 @@ class KwsTask(UserFiles, TaskBase):
         ctx.open_split(split)
         s, _ = self.splits(ctx, section)
         args = feat.PreprocessingArgs.from_dict(recipe["features"])
-        key = ("in-graph features", split, tuple(section["labels"]), section["split"], tuple(sorted(args.to_dict().items())))
+        key = ("in-graph features", split, tuple(section["labels"]), section["split"], ctx.fold,
+               tuple(sorted(args.to_dict().items())))
         if key not in ctx.cache:
             ctx.cache[key] = (frontend.features(self.clips(ctx, s[split]), args),
                               msc.label_indices(s[split], section["labels"]))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.core import stats
+from harness.core import folds, stats
 from harness.core.config import Field, in_range
 from harness.core.constraints import SECTION_SCHEMA
 from harness.core.task import Limit, Measurement, TaskBase, Trained, size_floor
@@ -36,25 +36,33 @@ class ToyTask(TaskBase):
     def check_model(self, model, where):
         return {"name": "dense", "width": 8, **model}
 
-    def data(self, section, split):
-        """Fixed synthetic data (its own seed): 60/20/20 % of `samples` rows, y = x·w + noise."""
+    supports_folds = True
+
+    def data(self, section, split, fold=None):
+        """Fixed synthetic data (its own seed): 60/20/20 % of `samples` rows, y = x·w + noise.
+
+        With a fold (i, k), train and val are re-drawn from the first 80 % (groups of 5 consecutive rows)."""
         rng = np.random.default_rng(7)
         n = section["samples"]
         x = rng.normal(size=(n, 4)).astype(np.float32)
         y = (x @ WEIGHTS + 0.1 * rng.normal(size=n)).astype(np.float32)[:, None]
         a, b = int(0.6 * n), int(0.8 * n)
-        return {"train": (x[:a], y[:a]), "val": (x[a:b], y[a:b]), "test": (x[b:], y[b:])}[split]
+        rows = {"train": np.arange(a), "val": np.arange(a, b), "test": np.arange(b, n)}
+        if fold and split != "test":
+            kept, held = folds.split_pool(range(b), lambda i: f"rows {i // 5}", *fold)
+            rows.update(train=np.array(kept), val=np.array(held))
+        return x[rows[split]], y[rows[split]]
 
     def data_fingerprint(self, ctx, section, recipe):
-        return {"synthetic": "toy linear", "samples": section["samples"]}
+        return {"synthetic": "toy linear", "samples": section["samples"], "fold": ctx.fold}
 
     def train(self, ctx, section, recipe):
         from harness.toolkit.tfsetup import keras
 
         k = keras()
         model = k.Sequential([k.Input((4,)), k.layers.Dense(recipe["model"]["width"], activation="relu"), k.layers.Dense(1)])
-        x, y = self.data(section, "train")
-        xv, yv = self.data(section, "val")
+        x, y = self.data(section, "train", ctx.fold)
+        xv, yv = self.data(section, "val", ctx.fold)
         trained, info = fit(model, (x, y, xv, yv), recipe, loss="mae", metrics=None, log=ctx.log, epoch_hook=ctx.epoch_hook)
         return Trained(model=trained, calibration=x, info=info)
 
@@ -70,11 +78,11 @@ class ToyTask(TaskBase):
         if how == "hang":
             time.sleep(3600)
         ctx.open_split(split)
-        x, y = self.data(section, split)
+        x, y = self.data(section, split, ctx.fold)
         pred = Runner(tflite).predict(x)
         err = np.abs(pred - y)
         lo, hi = stats.block_bootstrap_mae(err, np.arange(len(err)))
-        mean_pred = float(self.data(section, "train")[1].mean())
+        mean_pred = float(self.data(section, "train", ctx.fold)[1].mean())
         return Measurement(metrics={"mae": float(err.mean())}, rows=[("Samples", str(len(y)))], details={"n": len(y)},
                            intervals={"mae": (float(lo[0]), float(hi[0]))}, interval_method={"mae": "bootstrap"},
                            baselines={"Train mean": {"mae": float(np.abs(mean_pred - y).mean())}})

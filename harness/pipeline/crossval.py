@@ -1,0 +1,135 @@
+"""Cross-validation of one recipe over train + val (the test split sealed): a selection signal that a ~200-item
+validation split cannot give.
+
+Fold i (of K) holds out its part of train + val (the task decides how items are grouped, see harness.core.folds),
+trains on the rest with seed recipe-seed + i, and measures the deployed file on the held-out part. The table gives
+each fold's figures, mean ± sd over folds, and how many folds meet each limit; comparing recipes on the same folds
+is a paired comparison. The figures are not test figures and the table says so.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from tabulate import tabulate
+
+from harness.core import constraints, recipes, stats
+from harness.core.errors import HarnessError
+from harness.core.paths import rel
+from harness.core.task import Context
+from harness.core.task import get as get_task
+from harness.pipeline import publish, report
+from harness.pipeline.run import run_task
+from harness.toolkit import atomic, hostinfo
+
+
+def _one_fold(payload: dict) -> dict:
+    """One fold: build with its seed on the kept part, measure on the held-out part (runs in-process or spawned)."""
+    import sys
+
+    from harness.core.task import register
+
+    register(payload["task"], payload["task_module"])  # a spawned worker knows only the tasks package's own
+    ctx = Context(data_dir=Path(payload["data_dir"]), options=payload["options"], use_cache=payload["use_cache"],
+                  sealed_test=True, fold=(payload["fold"], payload["folds"]),
+                  log=(lambda m: print(f"[fold {payload['fold'] + 1}] {m.strip()}", flush=True, file=sys.stdout))
+                  if payload["verbose"] else (lambda m: None))
+    cons = constraints.load_file(payload["constraints"])
+    out = run_task(ctx, cons, payload["task"], recipe_path=payload["recipe_path"],
+                   overrides=payload["overrides"] + [f"seed={payload['seed']}"], use_cache=payload["use_cache"],
+                   latency=False, seeds=1, jobs=1, split="val")
+    rep = out.report
+    seed = rep["seeds"][0]
+    checks = [c for c in seed["checks"] if c["measured"] is not None]  # latency: not measured (no fold changes it)
+    return {"fold": payload["fold"], "seed": payload["seed"], "metrics": seed["metrics"], "checks": checks,
+            "passed": all(c["result"] == "PASS" for c in checks), "tflite_sha256": seed["tflite_sha256"], "data_note": rep["data_note"],
+            "recipe_path": rep["recipe_path"], "recipe_summary": rep["recipe_summary"]}
+
+
+def cross_validate(ctx: Context, suite: str, version: str, task_name: str, folds: int, recipe_path: Path | None = None,
+                   overrides: list[str] | None = None, jobs: int = 1, out_dir: Path | None = None,
+                   constraints_dir: Path = constraints.CONSTRAINTS_DIR) -> dict:
+    """Run every fold and write <out>/<suite>/cv/<version>-<task>-<label>/report.{md,json} (together or not at all)."""
+    task = get_task(task_name)
+    if not task.supports_folds:
+        raise HarnessError(f"task {task_name!r} does not define cross-validation folds; use `search` (validation split)")
+    if folds < 2:
+        raise HarnessError(f"--folds {folds}: cross-validation needs at least 2 folds")
+    cons = constraints.load(suite, version, constraints_dir)
+    section = cons.task(task_name)
+    path = Path(recipe_path) if recipe_path else recipes.default_path(task, suite, version)
+    recipe = recipes.load(path, task, overrides)  # fails here, before any fold, on a bad recipe or override
+    overrides = list(overrides or [])
+    task.ensure_data(ctx, section)
+    payloads = [{"constraints": str(cons.path), "task": task_name, "task_module": type(task).__module__, "recipe_path": str(path), "overrides": overrides,
+                 "fold": i, "folds": folds, "seed": recipe["seed"] + i, "data_dir": str(ctx.data_dir),
+                 "options": ctx.options, "use_cache": ctx.use_cache, "verbose": jobs > 1} for i in range(folds)]
+    ctx.log(f"cross-validation: {folds} folds of train + val, {min(jobs, folds)} at a time; the test split is sealed")
+    rows = []
+    if jobs > 1:
+        with ProcessPoolExecutor(max_workers=min(jobs, folds), mp_context=multiprocessing.get_context("spawn")) as pool:
+            rows = list(pool.map(_one_fold, payloads))
+    else:
+        for p in payloads:
+            ctx.log(f"  fold {p['fold'] + 1}/{folds} (seed {p['seed']})")
+            rows.append(_one_fold(p))
+    summary = summarize(rows)
+    label = hashlib.sha256(json.dumps([rel(path), overrides]).encode()).hexdigest()[:8]
+    rep = {"suite": suite, "version": version, "task": task_name, "folds": folds, "recipe_path": rel(path),
+           "overrides": overrides, "recipe_summary": rows[0]["recipe_summary"], "rows": rows, "summary": summary,
+           "commit": hostinfo.commit(), "host_line": hostinfo.host_line()}
+    md = markdown(rep)
+    if out_dir is not None:
+        final = Path(out_dir) / suite / "cv" / f"{version}-{task_name}-{label}"
+        staging = publish.stage(final)
+        try:
+            atomic.write_json(staging / "report.json", rep)
+            atomic.write_text(staging / "report.md", md)
+            publish.commit(staging, final)
+        except BaseException:
+            publish.discard(staging)
+            raise
+        rep["folder"] = str(final)
+    rep["markdown"] = md
+    return rep
+
+
+def summarize(rows: list[dict]) -> list[dict]:
+    """Per checked metric: the limit, spread over folds, and how many folds meet it."""
+    out = []
+    for j, c in enumerate(rows[0]["checks"]):
+        values = [r["checks"][j]["measured"] for r in rows]
+        out.append({"label": c["label"], "limit_text": c["limit_text"], "fmt": c["fmt"], "unit": c["unit"],
+                    "spread": stats.spread(values), "k_pass": sum(r["checks"][j]["result"] == "PASS" for r in rows),
+                    "n": len(rows)})
+    return out
+
+
+def markdown(rep: dict) -> str:
+    lines = [f"# Cross-validation: {rep['suite']} version {rep['version']}, {rep['task']}", "",
+             f"- Recipe: `{rep['recipe_path']}`" + (f" with {', '.join(f'`{o}`' for o in rep['overrides'])}"
+                                                    if rep["overrides"] else "") + f" — {rep['recipe_summary']}.",
+             f"- {rep['folds']} folds over train + val; fold i trains with seed (recipe seed + i) and is measured on "
+             "its held-out part. **These are not test figures**: the test split was sealed. Latency is not measured "
+             "(no fold changes it); \"All limits\" means every measured limit.",
+             f"- Commit `{rep['commit']}`; {rep['host_line']}.", ""]
+    head = ["Fold", "Seed", *[report.short_label(c["label"]) for c in rep["rows"][0]["checks"]],
+            "All limits"]
+    body = [[r["fold"] + 1, r["seed"], *[c["measured_text"] for c in r["checks"]], "PASS" if r["passed"] else "FAIL"]
+            for r in rep["rows"]]
+    lines += [tabulate(body, head, tablefmt="github"), ""]
+    lines += [f"- Fold {r['fold'] + 1} data: {r['data_note']}" for r in rep["rows"] if r["data_note"]] + [""]
+    head = ["Metric", "Limit", "Over folds: mean ± sd [min, max]", "Folds meeting it"]
+    body = []
+    for s in rep["summary"]:
+        sp, f = s["spread"], s["fmt"]
+        unit = f" {s['unit']}" if s["unit"] else ""
+        sd = f" ± {f.format(sp['sd'])}" if sp["sd"] is not None else ""
+        body.append([s["label"].replace(", test split", ", held-out fold"), s["limit_text"],
+                     f"{f.format(sp['mean'])}{sd} [{f.format(sp['min'])}, {f.format(sp['max'])}]{unit}",
+                     f"{s['k_pass']}/{s['n']}"])
+    lines += [tabulate(body, head, tablefmt="github"), ""]
+    return "\n".join(lines)

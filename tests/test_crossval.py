@@ -1,0 +1,106 @@
+"""Cross-validation over train + val: the folds, and `cv` end to end on the toy task (the test split sealed)."""
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.core import folds
+from harness.core import task as tasks
+from harness.core.errors import HarnessError
+from harness.core.task import Context
+from harness.pipeline import crossval
+
+TOY = Path(__file__).parent / "toy_task"
+
+
+def group(item: str) -> str:
+    return item.split("/")[0]
+
+
+POOL = [f"spk{i % 7}/clip{i}" for i in range(60)]
+
+
+def test_every_item_is_held_out_exactly_once_and_groups_never_straddle():
+    held_all = []
+    for f in range(4):
+        kept, held = folds.split_pool(POOL, group, f, 4)
+        assert sorted(kept + held) == sorted(POOL)
+        assert kept == [p for p in POOL if p in kept] and held == [p for p in POOL if p in held]  # order kept
+        assert not {group(p) for p in kept} & {group(p) for p in held}
+        held_all += held
+    assert sorted(held_all) == sorted(POOL)
+
+
+def test_folds_depend_on_the_pool_alone_and_are_balanced():
+    kept, held = folds.split_pool(list(reversed(POOL)), group, 1, 3)
+    assert folds.split_pool(POOL, group, 1, 3) == (kept[::-1], held[::-1])  # the pool's order does not matter
+    sizes = [len({group(p) for p in folds.split_pool(POOL, group, f, 3)[1]}) for f in range(3)]
+    assert sorted(sizes) == [2, 2, 3]  # 7 speakers dealt to 3 folds
+
+
+@pytest.mark.parametrize("fold,k,match", [(0, 1, "at least 2 folds"), (3, 3, "not one of 0..2"),
+                                          (0, 50, "need at least 50 groups")])
+def test_impossible_folds_are_one_line_errors(fold, k, match):
+    with pytest.raises(HarnessError, match=match):
+        folds.split_pool(POOL[:10], group, fold, k)
+
+
+@pytest.fixture()
+def toy(monkeypatch):
+    monkeypatch.setitem(tasks._REGISTRY, "toy", "tests.toy_task.task")
+    yield tasks.get("toy")
+    tasks._REGISTRY.pop("toy", None)
+
+
+def test_cv_trains_each_fold_on_train_plus_val_and_never_reads_the_test_split(tmp_path, toy, monkeypatch):
+    reads = []
+    real = type(toy).data
+
+    def spy(self, section, split, fold=None):
+        reads.append((split, fold))
+        return real(self, section, split, fold)
+
+    monkeypatch.setattr(type(toy), "data", spy)
+    rep = crossval.cross_validate(Context(data_dir=tmp_path, log=lambda m: None), "toy", "a", "toy", folds=3,
+                                  out_dir=tmp_path / "out", constraints_dir=TOY / "constraints")
+    assert [r["fold"] for r in rep["rows"]] == [0, 1, 2] and [r["seed"] for r in rep["rows"]] == [1, 2, 3]
+    assert {split for split, _ in reads} == {"train", "val"}  # never "test"
+    assert {fold for _, fold in reads} == {(0, 3), (1, 3), (2, 3)}
+    assert len({r["tflite_sha256"] for r in rep["rows"]}) == 3  # three different trainings
+    mae = rep["summary"][0]
+    assert mae["k_pass"] == sum(r["checks"][0]["result"] == "PASS" for r in rep["rows"])
+    assert mae["spread"]["mean"] == pytest.approx(sum(r["metrics"]["mae"] for r in rep["rows"]) / 3)
+    folder = Path(rep["folder"])
+    assert sorted(p.name for p in folder.iterdir()) == ["report.json", "report.md"]
+    assert json.loads((folder / "report.json").read_text())["folds"] == 3
+    md = (folder / "report.md").read_text()
+    assert "not test figures" in md and "held-out fold" in md
+
+
+def test_a_held_out_fold_is_measured_on_the_held_out_rows(tmp_path, toy):
+    """The fold's figure equals the MAE of its own file on its held-out rows, recomputed here."""
+    import numpy as np
+
+    from harness.core import constraints
+    from harness.pipeline import run
+    from harness.toolkit.measure.interpreter import Runner
+
+    rep = crossval.cross_validate(Context(data_dir=tmp_path, log=lambda m: None), "toy", "a", "toy", folds=2,
+                                  constraints_dir=TOY / "constraints")
+    cons = constraints.load("toy", "a", TOY / "constraints")
+    ctx = Context(data_dir=tmp_path, log=lambda m: None, sealed_test=True, fold=(1, 2))
+    out = run.run_task(ctx, cons, "toy", overrides=["seed=2"], latency=False, split="val")
+    assert out.report["seeds"][0]["tflite_sha256"] == rep["rows"][1]["tflite_sha256"]
+    x, y = toy.data(cons.task("toy"), "val", (1, 2))
+    tflite = out.files["model.tflite.zlib"]
+    from harness.toolkit import package
+
+    err = np.abs(Runner(package.unpack(tflite, "zlib")).predict(x) - y).mean()
+    assert rep["rows"][1]["metrics"]["mae"] == pytest.approx(float(err), rel=1e-6)
+
+
+def test_a_task_without_folds_is_refused(tmp_path, toy, monkeypatch):
+    monkeypatch.setattr(type(toy), "supports_folds", False)
+    with pytest.raises(HarnessError, match="does not define cross-validation folds"):
+        crossval.cross_validate(Context(data_dir=tmp_path), "toy", "a", "toy", folds=3,
+                                constraints_dir=TOY / "constraints")
