@@ -215,6 +215,11 @@ def cmd_seed_reports(args) -> int:
     return 0
 
 
+def _one_version(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--version", required=True)
+    p.add_argument("--task", help="the task (default: the version's only task)")
+
+
 def parser() -> argparse.ArgumentParser:
     results = str(Path(__file__).resolve().parents[1] / "results")
     common = argparse.ArgumentParser(add_help=False)  # options every command shares
@@ -237,8 +242,7 @@ def parser() -> argparse.ArgumentParser:
     _task_options(r)
     r.set_defaults(fn=cmd_run)
     s = sub.add_parser("search", parents=[common], help="search recipes against one constraint file (Optuna, validation only)")
-    s.add_argument("--version", required=True)
-    s.add_argument("--task", help="the task to search (default: the version's only task)")
+    _one_version(s)
     s.add_argument("--seeds", type=int, default=2, help="seeds per trial; the objective is their mean validation metric")
     s.add_argument("--trials", type=int, default=20, help="trials run by this worker")
     s.add_argument("--space", help="search-space TOML (default: tasks/<task>/search_space.toml)")
@@ -251,8 +255,7 @@ def parser() -> argparse.ArgumentParser:
     _task_options(s)
     s.set_defaults(fn=cmd_search)
     cv = sub.add_parser("cv", parents=[common], help="cross-validate a recipe over train + val (K folds, test split sealed)")
-    cv.add_argument("--version", required=True)
-    cv.add_argument("--task", help="the task (default: the version's only task)")
+    _one_version(cv)
     cv.add_argument("--folds", type=int, default=5, help="number of folds (default 5)")
     cv.add_argument("--jobs", type=int, default=1, help="folds built in parallel worker processes (default 1)")
     cv.add_argument("--recipe", help="recipe file (default: the version's recipe)")
@@ -266,8 +269,7 @@ def parser() -> argparse.ArgumentParser:
     sd.set_defaults(fn=cmd_seed_reports)
     c = sub.add_parser("check", parents=[common], help="measure your own model file against a version's limits (no training)")
     c.add_argument("model", help="a .tflite, .tflite.zlib or .tflite.zip file")
-    c.add_argument("--version", required=True)
-    c.add_argument("--task", help="the task (default: the version's only task)")
+    _one_version(c)
     c.add_argument("--strict", action="store_true", help="exit 1 when the file fails a limit")
     _task_options(c, check=True)
     c.set_defaults(fn=cmd_check, no_cache=False)
@@ -280,8 +282,7 @@ def parser() -> argparse.ArgumentParser:
     g.set_defaults(fn=cmd_grade, no_cache=False)
     b = sub.add_parser("bundle", parents=[common], help="a folder + zip to measure a version's artifact on the device "
                        "(numpy and a TFLite interpreter only)")
-    b.add_argument("--version", required=True)
-    b.add_argument("--task", help="the task (default: the version's only task)")
+    _one_version(b)
     b.set_defaults(fn=cmd_bundle)
     il = sub.add_parser("import-latency", parents=[common], help="add a device's JSON (from a bundle) to its version's tables")
     il.add_argument("file", help="device-latency-<device>.json written by the bundle's script")
