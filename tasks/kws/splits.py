@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 from harness.core.errors import HarnessError
+from harness.core.folds import split_pool
 from harness.toolkit.datasets import cache_dir, ensure_download, placement_hint
 from tasks.kws.corpus import DOWNLOADS_DIR, Corpus, Item, _origin  # noqa: F401
 from tasks.kws.decode import _one_line
@@ -173,6 +174,24 @@ _MAX_NUM_WAVS_PER_CLASS = 2**27 - 1  # ~134M, as in the Speech Commands `which_s
 def speaker(item: Item) -> str:
     """The speaker id of a clip: its stem before `_nohash_`."""
     return re.sub(r"_nohash_.*$", "", item[1])
+
+
+def version_splits(corpus: Corpus, data_dir, kind: str, labels: Sequence[str]) -> tuple[dict[str, SplitList], str]:
+    """The constraint file's split ("hash", "course" or "course-pair") restricted to `labels`, and a line saying
+    where it came from."""
+    if kind == "hash":
+        return hash_split(corpus, labels), "speaker-disjoint hash split (Speech Commands which_set), 10 % val, 10 % test"
+    folder = find_split_lists(data_dir)
+    source = f"course split lists {folder}" + (" restricted to the keyword pair (substitute for the course's msc-* folders)"
+                                               if kind == "course-pair" else "")
+    return select(load_split_lists(folder), labels), source
+
+
+def fold_splits(splits: Mapping[str, SplitList], source: str, fold: int, folds: int) -> tuple[dict, str]:
+    """Cross-validation fold `fold` of `folds`: train + val re-partitioned by speaker; the test split kept."""
+    train, val = split_pool(list(splits["train"]) + list(splits["val"]), speaker, fold, folds)
+    return ({"train": SplitList(train), "val": SplitList(val), "test": splits["test"]},
+            f"{source}; cross-validation fold {fold + 1} of {folds} over train + val, grouped by speaker")
 
 
 def which_set(stem: str, val_pct: float, test_pct: float) -> str:

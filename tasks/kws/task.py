@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.core import folds, stats
+from harness.core import stats
 from harness.core.config import Field, one_of
 from harness.core.constraints import SECTION_SCHEMA
 from harness.core.errors import HarnessError
@@ -107,20 +107,11 @@ class KwsTask(UserFiles, TaskBase):
     def splits(self, ctx: Context, section: dict) -> dict:
         key = ("splits", section["split"], tuple(section["labels"]), ctx.fold)
         if key not in ctx.cache and ctx.fold:
-            (s, source), (fold, n) = self.splits(replace(ctx, fold=None), section), ctx.fold
-            train, val = folds.split_pool(list(s["train"]) + list(s["val"]), msc.speaker, fold, n)
-            ctx.cache[key] = ({"train": msc.SplitList(train), "val": msc.SplitList(val), "test": s["test"]},
-                              f"{source}; cross-validation fold {fold + 1} of {n} over train + val, grouped by speaker")
+            s, source = self.splits(replace(ctx, fold=None), section)
+            ctx.cache[key] = msc.fold_splits(s, source, *ctx.fold)
         if key not in ctx.cache:
             corpus = self.corpus(ctx)
-            if section["split"] == "hash":
-                s = msc.hash_split(corpus, section["labels"])
-                source = "speaker-disjoint hash split (Speech Commands which_set), 10 % val, 10 % test"
-            else:
-                folder = msc.find_split_lists(ctx.data_dir)
-                s = msc.select(msc.load_split_lists(folder), section["labels"])
-                source = f"course split lists {folder}" + (" restricted to the keyword pair (substitute for the course's msc-* folders)"
-                                                           if section["split"] == "course-pair" else "")
+            s, source = msc.version_splits(corpus, ctx.data_dir, section["split"], section["labels"])
             for name, items in s.items():
                 corpus.check(items)
             ctx.cache[key] = (s, source)
