@@ -12,6 +12,8 @@ from harness.core.constraints import SECTION_SCHEMA
 from harness.core.errors import HarnessError
 from harness.core.task import Context, Limit, Measurement, TaskBase, Trained, size_floor
 from harness.toolkit.measure.interpreter import Runner, weight_sparsity
+from harness.toolkit import ensemble
+from harness.toolkit.tfsetup import seed_everything
 from harness.toolkit.train import fit
 from tasks.kws import data as msc
 from tasks.kws import features as feat
@@ -47,6 +49,7 @@ class KwsTask(UserFiles, TaskBase):
         "features": Field(dict),
         "augment": Field(dict, default={}, schema=AUGMENT_SCHEMA),
         "export": Field(dict, default={}, schema=EXPORT_SCHEMA),
+        "ensemble": Field(dict, default={}, schema=ensemble.SCHEMA),
     }
     build_keys = ("labels", "split")
     constraint_schema = CONSTRAINT_SCHEMA
@@ -161,9 +164,6 @@ class KwsTask(UserFiles, TaskBase):
         x_tr, y_tr = features(ctx, section, recipe, "train")
         x_val, y_val = features(ctx, section, recipe, "val")
         n_labels = len(section["labels"])
-        model = models.build(recipe["model"], x_tr.shape[1:], n_labels)
-        ctx.log(f"  train {recipe['model']['name']}: {model.count_params():,} params, input {list(x_tr.shape[1:])}, "
-                f"{len(x_tr)} training clips")
         smoothing = recipe["train"]["label_smoothing"]
         if smoothing:
             loss = k.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=smoothing)
@@ -175,10 +175,23 @@ class KwsTask(UserFiles, TaskBase):
             y_tr_fit, y_val_fit = y_tr, y_val
             metrics = ["sparse_categorical_accuracy"]
             monitor = ("val_sparse_categorical_accuracy", "max")
-        trained, info = fit(model, (x_tr, y_tr_fit, x_val, y_val_fit), recipe, loss=loss, metrics=metrics, log=ctx.log,
-                            monitor=monitor, augment=augment_fn(recipe["augment"]), epoch_hook=ctx.epoch_hook)
-        deployed = k.Sequential([trained, k.layers.Softmax(name="probabilities")], name="kws")
-        info.update({"params": int(model.count_params())})
+        members, infos = [], []
+        for j, seed in enumerate(ensemble.member_seeds(recipe["seed"], recipe["ensemble"]["members"])):
+            if j:  # member 0 keeps the session the build seeded, so one member is the plain recipe
+                seed_everything(seed)
+            model = models.build(recipe["model"], x_tr.shape[1:], n_labels)
+            member = f" (ensemble member {j + 1}, seed {seed})" if recipe["ensemble"]["members"] > 1 else ""
+            ctx.log(f"  train {recipe['model']['name']}{member}: {model.count_params():,} params, input {list(x_tr.shape[1:])}, {len(x_tr)} training clips")
+            trained, info = fit(model, (x_tr, y_tr_fit, x_val, y_val_fit), {**getattr(recipe, "data", recipe), "seed": seed} if j else recipe,
+                                loss=loss, metrics=metrics, log=ctx.log, monitor=monitor,
+                                augment=augment_fn(recipe["augment"]), epoch_hook=ctx.epoch_hook)
+            members.append(k.Sequential([trained, k.layers.Softmax(name="probabilities")], name="kws"))
+            infos.append(dict(info, params=int(model.count_params()), seed=seed))
+        deployed = ensemble.average(members, name="kws")
+        info = dict(infos[0])
+        if len(infos) > 1:
+            info.update(params=sum(i["params"] for i in infos), members=infos,
+                        train_seconds=round(sum(i["train_seconds"] for i in infos), 2))
         if in_graph:
             return self.raw_audio_trained(ctx, section, recipe, deployed, info)
         return Trained(model=deployed, calibration=x_tr, info=info)  # calibration: the first clips of the training list

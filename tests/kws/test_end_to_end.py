@@ -196,3 +196,32 @@ def test_resample_order_is_an_explicit_check_option(tiny_run, tiny_data):
     padded, _ = task.features(ctx, section, Recipe(None, {"features": args.to_dict()}), "test")
     assert first.shape == padded.shape and not np.array_equal(first, padded)
     assert np.median(np.abs(first - padded)) < 1e-3  # the same clip, differing only near its end
+
+
+def test_an_ensemble_recipe_ships_every_member_in_one_file(tiny_run, tiny_data):
+    """ensemble.members = 2: two members trained from their own seeds, both inside the measured file."""
+    import io
+    import zipfile
+
+    from ai_edge_litert.interpreter import Interpreter
+
+    single, folder = tiny_run
+    cons = constraints.load_file(tiny_data / "constraints" / "tiny" / "version-a.toml")
+    ctx = Context(data_dir=tiny_data / "data", log=lambda m: None)
+    out = run.run_task(ctx, cons, "kws", recipe_path=ROOT / "tasks/kws/recipes/ml4iot-2023-a.toml",
+                       overrides=OVERRIDES + ["ensemble.members=2"], use_cache=False)
+    build = out.report["build"]
+    assert [m["seed"] for m in build["members"]] == [1, 1001]  # the recipe seed, then one stride on
+    assert build["params"] == 2 * single.report["build"]["params"]
+    assert "2 × ds_cnn_s" in out.report["recipe_summary"]
+
+    def ops(blob):
+        with zipfile.ZipFile(io.BytesIO(blob)) as zf:
+            it = Interpreter(model_content=zf.read(zf.namelist()[0]), num_threads=1)
+        return [o["op_name"] for o in it._get_ops_details()]  # noqa: SLF001
+
+    single_ops = ops((folder / "model.tflite.zip").read_bytes())
+    both_ops = ops(out.files["model.tflite.zip"])
+    assert both_ops.count("FULLY_CONNECTED") == 2 * single_ops.count("FULLY_CONNECTED")
+    assert both_ops.count("CONV_2D") == 2 * single_ops.count("CONV_2D")
+    assert out.report["metrics"]["size_bytes"] == len(out.files["model.tflite.zip"])

@@ -1,0 +1,47 @@
+"""An ensemble in one file: the deployed output is the mean of independently trained members' probabilities."""
+import numpy as np
+import pytest
+
+from harness.core.errors import HarnessError
+from harness.toolkit import convert, ensemble
+from harness.toolkit.measure.interpreter import Runner
+from harness.toolkit.tfsetup import keras, quiet_stderr, seed_everything
+
+
+def _member(seed):
+    seed_everything(seed)
+    k = keras()
+    return k.Sequential([k.layers.Input((6, 4, 1)), k.layers.Flatten(), k.layers.Dense(3), k.layers.Softmax()])
+
+
+def test_the_converted_file_outputs_the_mean_of_its_members():
+    a, b = _member(1), _member(2)
+    x = np.random.default_rng(0).normal(size=(16, 6, 4, 1)).astype(np.float32)
+    want = (a.predict(x, verbose=0) + b.predict(x, verbose=0)) / 2
+    assert np.abs(a.predict(x, verbose=0) - b.predict(x, verbose=0)).max() > 0.01  # distinct members
+    with quiet_stderr():
+        got = Runner(convert.to_tflite(ensemble.average([a, b], name="pair"), "none")).predict(x)
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    np.testing.assert_allclose(got.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_one_member_is_the_model_itself():
+    m = _member(3)
+    assert ensemble.average([m], name="one") is m
+
+
+def test_member_seeds_start_at_the_recipe_seed_and_avoid_the_seeds_axis():
+    seeds = ensemble.member_seeds(1, 3)
+    assert seeds[0] == 1 and len(set(seeds)) == 3
+    # --seeds N builds seeds 1..N: no other member may fall on them for any sensible N
+    assert not set(seeds[1:]) & set(range(1, 1 + ensemble.MEMBER_SEED_STRIDE))
+
+
+@pytest.mark.parametrize("value, message", [("0", "ensemble.members"), ("9", "ensemble.members"), ("1.5", "ensemble.members")])
+def test_bad_member_counts_are_refused_naming_the_key(value, message):
+    from harness.core import recipes
+    from harness.core.paths import ROOT
+    from harness.core.task import get
+
+    with pytest.raises(HarnessError, match=message):
+        recipes.load(ROOT / "tasks/kws/recipes/ml4iot-2025-a.toml", get("kws"), [f"ensemble.members={value}"])
