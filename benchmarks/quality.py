@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tomllib
 from pathlib import Path
@@ -133,6 +134,30 @@ def latency_rows(reports: list[dict], targets: dict) -> list[list[str]]:
     return out
 
 
+def full_run_record(folder: Path, seeds: int = 5) -> dict | None:
+    """The newest record of a `run` over every suite with `seeds` seeds, the shipped recipes and no task filter."""
+    found = []
+    for p in sorted((folder / "runs").glob("*.json")):
+        try:
+            rec = json.loads(p.read_text())
+        except (OSError, ValueError):
+            continue
+        if (rec.get("every_suite") and rec.get("seeds") == seeds and not rec.get("tasks") and not rec.get("overrides")
+                and not rec.get("recipes")):
+            found.append(rec)
+    return max(found, key=lambda r: r["finished_utc"]) if found else None
+
+
+def runtime_line(folder: Path, limit_s: float) -> str:
+    rec = full_run_record(folder)
+    if rec is None:
+        return (f"runtime: no record of a full 5-seed run in {folder}/runs (every suite, shipped recipes): "
+                f"not measured (target ≤ {limit_s:.0f} s)")
+    cold = "" if not rec["builds_cached"] else f"; {rec['builds_cached']} of {rec['builds']} builds came from the cache, so this is not a cold timing"
+    return (f"runtime: `{rec['command']}` at {rec['commit']} took {rec['wall_seconds']:.0f} s, finished "
+            f"{rec['finished_utc']} (target ≤ {limit_s:.0f} s: {_met(rec['wall_seconds'] <= limit_s)}){cold}")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--results", default=str(ROOT / "results" / "reference"))
@@ -161,11 +186,7 @@ def main(argv=None) -> int:
         print()
         print(tabulate(raw, headers=["Version", "Raw-audio file", "Measured", "Target", ""], tablefmt="github",
                        disable_numparse=True))
-    total = sum(r["wall_seconds"] for r in reports)
-    cached = sum(t["build_cached"] for r in reports for t in r["tasks"])
-    lim = targets["runtime"]["reference_max_s"]
-    print(f"\nruntime: the last run of each version took {total:.0f} s in all (target ≤ {lim} s: {_met(total <= lim)})"
-          + (f"; {cached} task(s) reused cached builds, so this is not a cold timing" if cached else ""))
+    print("\n" + runtime_line(Path(args.results), targets["runtime"]["reference_max_s"]))
     return 0
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -70,7 +71,7 @@ def cmd_run(args) -> int:
     _ensure_data(ctx, plan, args.task)
     failed = []
     totals: dict[str, float] = {}
-    started = time.perf_counter()
+    started, started_utc, builds = time.perf_counter(), run.utc_now(), []
     for suite, v in plan:
         rep = run.run_version(ctx, suite, v, tasks=args.task, recipe_paths=_recipe_map(args.recipe),
                               overrides=args.set, out_dir=Path(args.out), use_cache=not args.no_cache,
@@ -81,10 +82,18 @@ def cmd_run(args) -> int:
             if args.task and t["task"] not in args.task:
                 continue  # kept from an earlier run
             _log("   stage times (" + t["task"] + "): " + ", ".join(f"{k} {s:.1f} s" for k, s in t["seconds"].items()))
+            builds += [bool(seed["build_cached"]) for seed in t.get("seeds", [])] or [bool(t["build_cached"])]
             for k, s in t["seconds"].items():
                 totals[k] = totals.get(k, 0.0) + s
     _log("stage totals: " + ", ".join(f"{k} {s:.1f} s" for k, s in totals.items()))
-    _log(f"done in {time.perf_counter() - started:.1f} s; " + (f"FAIL: {', '.join(failed)}" if failed else "every version PASS"))
+    wall = time.perf_counter() - started
+    record = run.record_run(Path(args.out), {
+        "command": "python -m harness " + shlex.join(args.argv), "suites": suites, "every_suite": args.suite == "all",
+        "versions": [f"{s_}/{v}" for s_, v in plan], "tasks": args.task, "seeds": args.seeds, "jobs": args.jobs,
+        "overrides": args.set, "recipes": args.recipe, "use_cache": not args.no_cache, "started_utc": started_utc,
+        "wall_seconds": round(wall, 1), "builds": len(builds), "builds_cached": sum(builds), "failed": failed})
+    _log(f"done in {wall:.1f} s ({sum(builds)} of {len(builds)} build(s) from the cache; record {record}); "
+         + (f"FAIL: {', '.join(failed)}" if failed else "every version PASS"))
     return 1 if failed and args.strict else 0
 
 
@@ -296,7 +305,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser().parse_args(argv)
+    args.argv = argv  # for the run record
     from harness.toolkit.tfsetup import silence_native_stderr
 
     silence_native_stderr()

@@ -184,3 +184,27 @@ def test_a_refused_database_url_is_one_line_with_the_password_masked():
     with pytest.raises(HarnessError) as e:
         search.open_storage("postgresql://user:s3cret@127.0.0.1:1/db")
     assert "s3cret" not in str(e.value) and "***" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_every_run_command_leaves_a_record_and_the_benchmark_reads_the_full_run(tmp_path, jena_slice):
+    """`run` writes <out>/runs/<stamp>.json (command, wall time, cached builds); `make bench` times the reference
+    from the newest record of a full 5-seed run, not from the sum of version reports."""
+    from benchmarks.quality import full_run_record, runtime_line
+    from harness import cli
+
+    out = tmp_path / "out"
+    argv = ["run", "--suite", "ml4iot-2022", "--version", "a", "--task", "forecast", "--jena", str(jena_slice),
+            "--data-dir", str(tmp_path), "--out", str(out)] + [a for o in OVERRIDES for a in ("--set", o)]
+    assert cli.main(argv) == 0 and cli.main(argv) == 0
+    records = [json.loads(p.read_text()) for p in sorted((out / "runs").glob("*.json"))]
+    assert len(records) == 2 and records[0]["versions"] == ["ml4iot-2022/a"]
+    assert (records[0]["builds"], records[0]["builds_cached"], records[1]["builds_cached"]) == (1, 0, 1)
+    assert records[0]["wall_seconds"] > 0 and records[0]["command"].startswith("python -m harness run --suite ml4iot-2022")
+    # neither is a full run (one suite, a task filter, overrides): the benchmark says it has no timing
+    assert full_run_record(out) is None and "not measured" in runtime_line(out, 5400)
+    full = dict(records[0], every_suite=True, tasks=None, overrides=None, seeds=5, wall_seconds=6000.0,
+                builds_cached=0, finished_utc="2030-01-01 00:00:00 UTC")
+    atomic.write_json(out / "runs" / "full.json", full)
+    atomic.write_json(out / "runs" / "partial.json", dict(full, seeds=1, wall_seconds=10.0, finished_utc="2031-01-01 00:00:00 UTC"))
+    line = runtime_line(out, 5400)
+    assert "6000 s" in line and "NOT met" in line and "from the cache" not in line

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -23,6 +24,18 @@ from harness.pipeline.builds import build_seeds, seeds_of, with_seed
 from harness.toolkit import atomic, hostinfo, package
 from harness.toolkit.measure.interpreter import runtimes_loading
 from harness.toolkit.tfsetup import quiet_stderr
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def record_run(out_dir: Path, fields: dict) -> Path:
+    """One JSON file per `run` command under <out>/runs/: what was asked, on which commit and host, and how long
+    the whole command took (the version reports time their own part only)."""
+    now = datetime.now(timezone.utc)
+    rec = dict(fields, commit=hostinfo.commit(), host_line=hostinfo.host_line(), finished_utc=utc_now())
+    return atomic.write_json(Path(out_dir) / "runs" / f"{now:%Y%m%dT%H%M%S%f}-{os.getpid()}.json", rec)
+
 
 # -- one task -------------------------------------------------------------------------------------
 
