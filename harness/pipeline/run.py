@@ -223,7 +223,8 @@ def run_task(ctx: Context, cons, task_name: str, recipe_path: Path | None = None
         "host_line": hostinfo.host_line(),
     }
     ctx.log(f"  {task_name}: {'PASS' if passed else 'FAIL'} — "
-            + ", ".join(f"{report.short_label(c['label'])} {c['result']}" for c in checks))
+            + ", ".join(f"{report.short_label(c['label'])} "
+                        f"{c['result'] if any(v is not None for v in c['values']) else 'not measured'}" for c in checks))
     return TaskOutcome(rep, passed, files)
 
 
