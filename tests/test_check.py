@@ -131,3 +131,13 @@ def test_a_reference_that_misses_a_limit_the_file_misses_gives_both_margins():
     # a reference that passes, or a limit the file meets, is not reported as out of reach
     ok = run.baseline_report(T, section, {"Big model": {"err": 0.9, "acc": 99.0}}, ("Big model",), shipped)
     assert ok[0]["both_miss"] == [] and "even this" not in report.baseline_lines({"baselines": ok})[0]
+
+
+def test_missed_items_are_counted_over_seeds_most_missed_first():
+    from harness.pipeline.run import missed_by_seeds, missed_section
+
+    per_seed = [{"misses": {"up/a": "up → down", "down/b": "down → up"}}, {"misses": {"up/a": "up → down"}}, {}]
+    missed = missed_by_seeds(per_seed, [1, 2, 3])
+    assert [(r["item"], r["seeds"]) for r in missed] == [("up/a", [1, 2]), ("down/b", [1])]
+    title, body = missed_section(missed, 3, "test")
+    assert "2 test item(s) are missed by at least one seed, 0 by every seed" in body and "| `up/a`   | 2/3" in body

@@ -69,6 +69,9 @@ class Measurement:
     references: tuple[str, ...] = ()
     sections: list[tuple[str, str]] = field(default_factory=list)  # (title, markdown) blocks for the report
     files: dict[str, bytes] = field(default_factory=dict)  # extra files beside the artifact (plots), by name
+    # items the file gets wrong (id -> "true → predicted"), for classification tasks: the report counts, per item,
+    # how many seeds miss it, so a FAIL can be traced to the clips behind it (a diagnosis, never a selection signal)
+    misses: dict[str, str] = field(default_factory=dict)
 
 
 class Task(Protocol):

@@ -24,6 +24,7 @@ from harness.pipeline.builds import build_seeds, seeds_of, with_seed
 from harness.toolkit import atomic, hostinfo, package
 from harness.toolkit.measure.interpreter import runtimes_loading
 from harness.toolkit.tfsetup import quiet_stderr
+from tabulate import tabulate
 
 def utc_now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
@@ -79,7 +80,28 @@ def measure_artifact(ctx: Context, task, section: dict, recipe, blob: bytes, fmt
     return m, {"tflite_sha256": hashlib.sha256(deployed).hexdigest(), "artifact_sha256": hashlib.sha256(blob).hexdigest(),
                "bytes": len(blob), "metrics": m.metrics, "val_metrics": val, "passed": check.verdict(rows),
                "checks": [_check_dict(r) for r in rows], "intervals": {k: list(v) for k, v in m.intervals.items()},
-               "interval_method": m.interval_method}
+               "interval_method": m.interval_method, "misses": m.misses}
+
+
+def missed_by_seeds(per_seed: list[dict], seeds: list[int]) -> list[dict]:
+    """Every item some seed gets wrong, with the seeds that miss it; most-missed first, then by name."""
+    by_item: dict[str, dict] = {}
+    for seed, rec in zip(seeds, per_seed):
+        for item, what in rec.get("misses", {}).items():
+            by_item.setdefault(item, {"item": item, "seeds": [], "answers": []})
+            by_item[item]["seeds"].append(seed)
+            by_item[item]["answers"].append(what)
+    return sorted(by_item.values(), key=lambda r: (-len(r["seeds"]), r["item"]))
+
+
+def missed_section(missed: list[dict], n_seeds: int, split: str, show: int = 20) -> tuple[str, str]:
+    always = sum(1 for r in missed if len(r["seeds"]) == n_seeds)
+    rows = [[f"`{r['item']}`", f"{len(r['seeds'])}/{n_seeds}", ", ".join(sorted(set(r["answers"])))] for r in missed[:show]]
+    body = (f"{len(missed)} {split} item(s) are missed by at least one seed, {always} by every seed. This is a diagnosis "
+            f"of the verdict; nothing is chosen from it."
+            + (f" The {show} most missed are listed; the JSON has all." if len(missed) > show else "") + "\n\n"
+            + tabulate(rows, headers=["Item", "Seeds missing it", "True → predicted"], tablefmt="github", disable_numparse=True))
+    return f"Items the seeds get wrong ({split} split)", body
 
 
 RUNTIMES_LABEL = "Runtimes that load and run the shipped file"
@@ -180,6 +202,9 @@ def run_task(ctx: Context, cons, task_name: str, recipe_path: Path | None = None
     shipped_m.rows.extend(tuple(r) for r in shipped_build.info.get("report_rows", []))  # facts only the build knows
     if split == "test":
         shipped_m.rows.append(runtimes_row(shipped_build.tflite))
+    missed = missed_by_seeds(per_seed, seed_list)
+    if missed:
+        shipped_m.sections.append(missed_section(missed, len(seed_list), split))
     # Package: the file a user would submit (the recipe seed's), and its sidecar.
     art_name = "model" + package.SUFFIX[fmt]
     sidecar = task.sidecar(ctx, section, recipe)
@@ -206,6 +231,7 @@ def run_task(ctx: Context, cons, task_name: str, recipe_path: Path | None = None
         "metrics": per_seed[0]["metrics"],
         "rows": shipped_m.rows,
         "sections": [list(x) for x in shipped_m.sections],
+        "missed": missed,
         "files": sorted(f"{task_name}/{k}" for k in shipped_m.files),
         "details": shipped_m.details,
         "artifact": art,

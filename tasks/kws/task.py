@@ -282,7 +282,9 @@ class KwsTask(UserFiles, TaskBase):
                    "weight_sparsity": sparsity, "runtime": runner.runtime, "labels": section["labels"],
                    "preprocessing_args": args.to_dict()}
         majority = 100.0 * np.bincount(y_te, minlength=len(section["labels"])).max() / n
-        m = Measurement(metrics=metrics, rows=rows, details=details,
+        labels = section["labels"]
+        misses = {"/".join(s[split][i]): f"{labels[y_te[i]]} → {labels[pred[i]]}" for i in np.flatnonzero(pred != y_te)}
+        m = Measurement(metrics=metrics, rows=rows, details=details, misses=misses,
                         intervals={"accuracy_pct": (100 * lo, 100 * hi)},
                         interval_method={"accuracy_pct": f"Wilson score, {correct}/{n} clips"},
                         baselines={"Majority class (always the most frequent keyword)": {"accuracy_pct": majority}})

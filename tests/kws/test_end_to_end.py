@@ -225,3 +225,17 @@ def test_an_ensemble_recipe_ships_every_member_in_one_file(tiny_run, tiny_data):
     assert both_ops.count("FULLY_CONNECTED") == 2 * single_ops.count("FULLY_CONNECTED")
     assert both_ops.count("CONV_2D") == 2 * single_ops.count("CONV_2D")
     assert out.report["metrics"]["size_bytes"] == len(out.files["model.tflite.zip"])
+
+
+def test_the_report_names_every_test_clip_the_file_gets_wrong(tiny_run):
+    out, folder = tiny_run
+    rep = out.report
+    d = rep["details"]
+    assert len(rep["missed"]) == d["clips"] - d["correct"]
+    for r in rep["missed"]:
+        label, _ = r["item"].split("/")
+        true, predicted = r["answers"][0].split(" → ")
+        assert r["seeds"] == [1] and true == label and predicted != true and predicted in d["labels"]
+    if rep["missed"]:
+        titles = [t for t, _ in rep["sections"]]
+        assert "Items the seeds get wrong (test split)" in titles
