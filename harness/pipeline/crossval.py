@@ -46,7 +46,7 @@ def _one_fold(payload: dict) -> dict:
     checks = [c for c in seed["checks"] if c["measured"] is not None]  # latency: not measured (no fold changes it)
     return {"fold": payload["fold"], "seed": payload["seed"], "metrics": seed["metrics"], "checks": checks,
             "passed": all(c["result"] == "PASS" for c in checks), "tflite_sha256": seed["tflite_sha256"], "data_note": rep["data_note"],
-            "recipe_path": rep["recipe_path"], "recipe_summary": rep["recipe_summary"]}
+            "recipe_path": rep["recipe_path"], "recipe_summary": rep["recipe_summary"], "misses": seed.get("misses", {})}
 
 
 def cross_validate(ctx: Context, suite: str, version: str, task_name: str, folds: int, recipe_path: Path | None = None,
@@ -132,4 +132,12 @@ def markdown(rep: dict) -> str:
                      f"{f.format(sp['mean'])}{sd} [{f.format(sp['min'])}, {f.format(sp['max'])}]{unit}",
                      f"{s['k_pass']}/{s['n']}"])
     lines += [tabulate(body, head, tablefmt="github"), ""]
+    missed = sorted((item, r["fold"] + 1, what) for r in rep["rows"] for item, what in r.get("misses", {}).items())
+    if missed:  # every train + val item is held out once: this is every item the recipe got wrong, once each
+        show = 40
+        lines += [f"## Held-out items missed ({len(missed)})", "",
+                  "Each item is held out by exactly one fold. Train + val items only: looking at them is allowed"
+                  + (f"; the first {show} by name, the JSON has all." if len(missed) > show else "."), "",
+                  tabulate([[f"`{i}`", f, w] for i, f, w in missed[:show]], ["Item", "Fold", "True → predicted"],
+                           tablefmt="github", disable_numparse=True), ""]
     return "\n".join(lines)

@@ -31,3 +31,13 @@ def test_cv_builds_folds_in_worker_processes_with_the_test_split_sealed(tiny_dat
     assert [r["seed"] for r in rep["rows"]] == [1, 2]
     assert all("fold" in r["data_note"] and 0 <= r["metrics"]["accuracy_pct"] <= 100 for r in rep["rows"])
     assert "Accuracy, held-out fold" in rep["markdown"]
+    # every held-out clip a fold gets wrong is named, once, and only train + val clips can be
+    section = constraints.load_file(tiny_data / "constraints" / "tiny" / "version-a.toml").task("kws")
+    for r in rep["rows"]:
+        s, _ = get_task("kws").splits(Context(data_dir=tiny_data / "data", log=lambda m: None, fold=(r["fold"], 2)), section)
+        held_out = {"/".join(item) for item in s["val"]}
+        assert set(r["misses"]) <= held_out
+        assert len(r["misses"]) == round(len(held_out) * (1 - r["metrics"]["accuracy_pct"] / 100))
+    missed = sum(len(r["misses"]) for r in rep["rows"])
+    if missed:
+        assert f"## Held-out items missed ({missed})" in rep["markdown"]
