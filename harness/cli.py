@@ -308,6 +308,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser().parse_args(argv)
     args.argv = argv  # for the run record
+    from harness.toolkit import hostinfo
+
+    hostinfo.commit()  # before any work: reports name the code that started, not HEAD at the end
     from harness.toolkit.tfsetup import silence_native_stderr
 
     silence_native_stderr()

@@ -208,3 +208,22 @@ def test_every_run_command_leaves_a_record_and_the_benchmark_reads_the_full_run(
     atomic.write_json(out / "runs" / "partial.json", dict(full, seeds=1, wall_seconds=10.0, finished_utc="2031-01-01 00:00:00 UTC"))
     line = runtime_line(out, 5400)
     assert "6000 s" in line and "NOT met" in line and "from the cache" not in line
+
+
+def test_the_commit_is_read_once_so_a_long_run_names_the_code_it_started_with(monkeypatch):
+    import subprocess
+
+    from harness.toolkit import hostinfo
+
+    heads = iter(["aaaaaaaaaaaa", "bbbbbbbbbbbb"])  # HEAD moves between two reads
+
+    def fake_run(cmd, **kw):
+        out = next(heads) if "rev-parse" in cmd else ""
+        return subprocess.CompletedProcess(cmd, 0, stdout=out + "\n", stderr="")
+
+    hostinfo.commit.cache_clear()
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    try:
+        assert hostinfo.commit() == "aaaaaaaaaaaa" and hostinfo.commit() == "aaaaaaaaaaaa"
+    finally:
+        hostinfo.commit.cache_clear()

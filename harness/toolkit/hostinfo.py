@@ -53,7 +53,10 @@ def versions() -> dict:
 
 
 @lru_cache(maxsize=1)
+@lru_cache(maxsize=None)
 def commit() -> str:
+    """The code's commit, read once per process: a report names the code that ran, even if HEAD moves during
+    a long run (the command line reads it before starting)."""
     try:
         sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results"], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
