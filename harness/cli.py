@@ -71,7 +71,10 @@ def cmd_run(args) -> int:
     _ensure_data(ctx, plan, args.task)
     failed = []
     totals: dict[str, float] = {}
+    from harness.pipeline import builds as build_cache
+
     started, started_utc, builds = time.perf_counter(), run.utc_now(), []
+    cached_before = build_cache.cached_keys()  # a build another version of this run made is not "from the cache"
     for suite, v in plan:
         rep = run.run_version(ctx, suite, v, tasks=args.task, recipe_paths=_recipe_map(args.recipe),
                               overrides=args.set, out_dir=Path(args.out), use_cache=not args.no_cache,
@@ -82,17 +85,20 @@ def cmd_run(args) -> int:
             if args.task and t["task"] not in args.task:
                 continue  # kept from an earlier run
             _log("   stage times (" + t["task"] + "): " + ", ".join(f"{k} {s:.1f} s" for k, s in t["seconds"].items()))
-            builds += [bool(seed["build_cached"]) for seed in t.get("seeds", [])] or [bool(t["build_cached"])]
+            builds += [(seed["build_key"] in cached_before, bool(seed["build_cached"])) for seed in t.get("seeds", [])]
             for k, s in t["seconds"].items():
                 totals[k] = totals.get(k, 0.0) + s
     _log("stage totals: " + ", ".join(f"{k} {s:.1f} s" for k, s in totals.items()))
     wall = time.perf_counter() - started
     record = run.record_run(Path(args.out), {
         "command": "python -m harness " + shlex.join(args.argv), "suites": suites, "every_suite": args.suite == "all",
-        "versions": [f"{s_}/{v}" for s_, v in plan], "tasks": args.task, "seeds": args.seeds, "jobs": args.jobs,
-        "overrides": args.set, "recipes": args.recipe, "use_cache": not args.no_cache, "started_utc": started_utc,
-        "wall_seconds": round(wall, 1), "builds": len(builds), "builds_cached": sum(builds), "failed": failed})
-    _log(f"done in {wall:.1f} s ({sum(builds)} of {len(builds)} build(s) from the cache; record {record}); "
+        "every_version": bool(args.all or not args.version), "versions": [f"{s_}/{v}" for s_, v in plan],
+        "tasks": args.task, "seeds": args.seeds, "jobs": args.jobs, "overrides": args.set, "recipes": args.recipe,
+        "use_cache": not args.no_cache, "started_utc": started_utc, "wall_seconds": round(wall, 1),
+        "builds": len(builds), "builds_cached": sum(before for before, _ in builds),
+        "builds_shared": sum(reused and not before for before, reused in builds), "failed": failed})
+    _log(f"done in {wall:.1f} s ({sum(b for b, _ in builds)} of {len(builds)} build(s) from an earlier run's cache; "
+         f"record {record}); "
          + (f"FAIL: {', '.join(failed)}" if failed else "every version PASS"))
     return 1 if failed and args.strict else 0
 

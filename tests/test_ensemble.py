@@ -37,6 +37,16 @@ def test_member_seeds_start_at_the_recipe_seed_and_avoid_the_seeds_axis():
     assert not set(seeds[1:]) & set(range(1, 1 + ensemble.MEMBER_SEED_STRIDE))
 
 
+def test_a_task_that_does_not_build_ensembles_refuses_more_than_one_member():
+    from harness.core import recipes
+    from harness.core.paths import ROOT
+    from harness.core.task import get
+
+    with pytest.raises(HarnessError, match="ensemble.members.*'forecast' does not build ensembles"):
+        recipes.load(ROOT / "tasks/forecast/recipes/ml4iot-2022-a.toml", get("forecast"), ["ensemble.members=2"])
+    assert recipes.load(ROOT / "tasks/forecast/recipes/ml4iot-2022-a.toml", get("forecast"))["ensemble"]["members"] == 1
+
+
 @pytest.mark.parametrize("value, message", [("0", "ensemble.members"), ("9", "ensemble.members"), ("1.5", "ensemble.members")])
 def test_bad_member_counts_are_refused_naming_the_key(value, message):
     from harness.core import recipes

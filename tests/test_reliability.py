@@ -199,23 +199,28 @@ def test_every_run_command_leaves_a_record_and_the_benchmark_reads_the_full_run(
     records = [json.loads(p.read_text()) for p in sorted((out / "runs").glob("*.json"))]
     assert len(records) == 2 and records[0]["versions"] == ["ml4iot-2022/a"]
     assert (records[0]["builds"], records[0]["builds_cached"], records[1]["builds_cached"]) == (1, 0, 1)
+    assert records[0]["builds_shared"] == 0 and not records[0]["every_version"]
     assert records[0]["wall_seconds"] > 0 and records[0]["command"].startswith("python -m harness run --suite ml4iot-2022")
     # neither is a full run (one suite, a task filter, overrides): the benchmark says it has no timing
     assert full_run_record(out) is None and "not measured" in runtime_line(out, 5400)
-    full = dict(records[0], every_suite=True, tasks=None, overrides=None, seeds=5, wall_seconds=6000.0,
+    full = dict(records[0], every_suite=True, every_version=True, tasks=None, overrides=None, seeds=5, wall_seconds=6000.0,
                 builds_cached=0, finished_utc="2030-01-01 00:00:00 UTC")
     atomic.write_json(out / "runs" / "full.json", full)
-    atomic.write_json(out / "runs" / "partial.json", dict(full, seeds=1, wall_seconds=10.0, finished_utc="2031-01-01 00:00:00 UTC"))
+    for i, partial in enumerate([{"seeds": 1}, {"every_version": False}, {"tasks": ["kws"]}, {"recipes": ["kws=x.toml"]}]):
+        atomic.write_json(out / "runs" / f"partial{i}.json", dict(full, wall_seconds=10.0, finished_utc="2031-01-01 00:00:00 UTC", **partial))
     line = runtime_line(out, 5400)
     assert "6000 s" in line and "NOT met" in line and "from the cache" not in line
 
 
-def test_the_commit_is_read_once_so_a_long_run_names_the_code_it_started_with(monkeypatch):
+def test_the_commit_is_read_before_the_command_starts_and_then_kept(monkeypatch):
+    """A long run names the code it started with, even if HEAD moves before it writes its reports."""
     import subprocess
 
+    from harness import cli
     from harness.toolkit import hostinfo
 
     heads = iter(["aaaaaaaaaaaa", "bbbbbbbbbbbb"])  # HEAD moves between two reads
+    seen = []
 
     def fake_run(cmd, **kw):
         out = next(heads) if "rev-parse" in cmd else ""
@@ -223,7 +228,9 @@ def test_the_commit_is_read_once_so_a_long_run_names_the_code_it_started_with(mo
 
     hostinfo.commit.cache_clear()
     monkeypatch.setattr(subprocess, "run", fake_run)
+    monkeypatch.setattr(cli, "cmd_list", lambda args: seen.append(hostinfo.commit.cache_info().currsize) or 0)
     try:
+        assert cli.main(["list"]) == 0 and seen == [1]  # read before the command ran
         assert hostinfo.commit() == "aaaaaaaaaaaa" and hostinfo.commit() == "aaaaaaaaaaaa"
     finally:
         hostinfo.commit.cache_clear()

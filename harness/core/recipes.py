@@ -14,6 +14,11 @@ from harness.core.config import Field, apply_overrides, in_range, one_of, read_t
 from harness.core.constraints import SIZE_FORMATS
 from harness.core.errors import HarnessError
 
+ENSEMBLE_SCHEMA = {
+    "members": Field(int, default=1, check=in_range(1, 8),
+                     doc="independently trained models averaged in the file; 1 = a single model (tasks opt in)"),
+}
+
 QUANT_MODES = ("none", "dynamic", "float16", "int8", "int4")
 
 TRAIN_SCHEMA = {
@@ -51,6 +56,7 @@ COMMON_SCHEMA = {
     "prune": Field(dict, default={}, schema=PRUNE_SCHEMA),
     "quantize": Field(dict, default={}, schema=QUANT_SCHEMA),
     "package": Field(dict, default={}, schema=PACKAGE_SCHEMA),
+    "ensemble": Field(dict, default={}, schema=ENSEMBLE_SCHEMA),
 }
 
 
@@ -112,6 +118,8 @@ def load(path: str | Path, task, overrides: list[str] | None = None) -> Recipe:
     raw = apply_overrides(read_toml(path), overrides or [])
     where = str(path) + (f" (with --set {' '.join(overrides)})" if overrides else "")
     recipe = validate_recipe(raw, where, task.name, task.recipe_schema, task.check_model)
+    if recipe.data["ensemble"]["members"] > 1 and not getattr(task, "supports_ensemble", False):
+        raise HarnessError(f"{where}: key 'ensemble.members': task {task.name!r} does not build ensembles (use 1)")
     return Recipe(path=where, data=task.check_recipe(recipe.data, where))
 
 

@@ -106,6 +106,7 @@ class TaskBase:
     cli_options: tuple[tuple[str, dict], ...] = ()
     # True when the task honours Context.fold (cross-validation over train + val)
     supports_folds: bool = False
+    supports_ensemble: bool = False  # whether the task builds recipes with [ensemble] members > 1
 
     def check_constraints(self, section: dict, where: str, reconstructed: bool) -> None:
         """Cross-key checks of this task's constraint table after schema validation (raise HarnessError)."""

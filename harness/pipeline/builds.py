@@ -68,6 +68,12 @@ def _cache_folder(key: str) -> Path:
     return datasets.cache_dir() / "builds" / key
 
 
+def cached_keys() -> set[str]:
+    """Keys of the build cache's complete entries (a build.json marks one)."""
+    folder = datasets.cache_dir() / "builds"
+    return {p.parent.name for p in folder.glob("*/build.json")} if folder.is_dir() else set()
+
+
 def load_cached(key: str, log) -> Build | None:
     """A cached build, or None. Every entry carries the sha256 of its model; a damaged one is reported and dropped."""
     folder = _cache_folder(key)

@@ -47,7 +47,7 @@ def recipe_summary(recipe) -> str:
     q = recipe["quantize"]
     quant = q["mode"] + (f" + QAT {q['qat_epochs']} ep" if q["qat_epochs"] else "")
     t = recipe["train"]
-    members = recipe.data.get("ensemble", {}).get("members", 1) if hasattr(recipe, "data") else 1
+    members = recipe["ensemble"]["members"]
     model = f"{members} × {recipe['model']['name']}({m}) averaged" if members > 1 else f"{recipe['model']['name']}({m})"
     return (f"{model}, {prune}, PTQ {quant}, {t['epochs']} epochs × batch {t['batch_size']}, "
             f"seed {recipe['seed']}, package {recipe['package']['format']}")

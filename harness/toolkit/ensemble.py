@@ -5,13 +5,7 @@ initialisation and batch order; the file grows by one copy per member, so it pay
 """
 from __future__ import annotations
 
-from harness.core.config import Field, in_range
 from harness.toolkit.tfsetup import keras
-
-SCHEMA = {
-    "members": Field(int, default=1, check=in_range(1, 8),
-                     doc="independently trained models averaged in the file; 1 = a single model"),
-}
 
 # Member j trains with seed (seed + j * MEMBER_SEED_STRIDE): far from the seeds axis (seed, seed + 1, ...),
 # so no member of one seed's build repeats another seed's model.

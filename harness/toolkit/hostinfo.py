@@ -53,7 +53,6 @@ def versions() -> dict:
 
 
 @lru_cache(maxsize=1)
-@lru_cache(maxsize=None)
 def commit() -> str:
     """The code's commit, read once per process: a report names the code that ran, even if HEAD moves during
     a long run (the command line reads it before starting)."""

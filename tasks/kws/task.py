@@ -49,11 +49,11 @@ class KwsTask(UserFiles, TaskBase):
         "features": Field(dict),
         "augment": Field(dict, default={}, schema=AUGMENT_SCHEMA),
         "export": Field(dict, default={}, schema=EXPORT_SCHEMA),
-        "ensemble": Field(dict, default={}, schema=ensemble.SCHEMA),
     }
     build_keys = ("labels", "split")
     constraint_schema = CONSTRAINT_SCHEMA
     supports_folds = True
+    supports_ensemble = True  # [ensemble] members = N: see train()
     limits = [
         Limit("min_accuracy_pct", "accuracy_pct", "Accuracy, test split", "%", "{:.2f}"),
         Limit("max_size_bytes", "size_bytes", "Size of the submitted file", "B", "{:,.0f}"),
@@ -189,7 +189,9 @@ class KwsTask(UserFiles, TaskBase):
             infos.append(dict(info, params=int(model.count_params()), seed=seed))
         deployed = ensemble.average(members, name="kws")
         info = dict(infos[0])
-        if len(infos) > 1:
+        if len(infos) > 1:  # what differs between members is kept per member, not shown as the file's
+            for key in ("selected_epoch", "keras_sparsity", "seed"):
+                info.pop(key, None)
             info.update(params=sum(i["params"] for i in infos), members=infos,
                         train_seconds=round(sum(i["train_seconds"] for i in infos), 2))
         if in_graph:

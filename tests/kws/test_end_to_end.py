@@ -215,16 +215,25 @@ def test_an_ensemble_recipe_ships_every_member_in_one_file(tiny_run, tiny_data):
     assert build["params"] == 2 * single.report["build"]["params"]
     assert "2 × ds_cnn_s" in out.report["recipe_summary"]
 
-    def ops(blob):
+    def interpreter(blob):
         with zipfile.ZipFile(io.BytesIO(blob)) as zf:
             it = Interpreter(model_content=zf.read(zf.namelist()[0]), num_threads=1)
-        return [o["op_name"] for o in it._get_ops_details()]  # noqa: SLF001
+        it.allocate_tensors()
+        return it
+
+    def ops(blob):
+        return [o["op_name"] for o in interpreter(blob)._get_ops_details()]  # noqa: SLF001
 
     single_ops = ops((folder / "model.tflite.zip").read_bytes())
     both_ops = ops(out.files["model.tflite.zip"])
     assert both_ops.count("FULLY_CONNECTED") == 2 * single_ops.count("FULLY_CONNECTED")
     assert both_ops.count("CONV_2D") == 2 * single_ops.count("CONV_2D")
     assert out.report["metrics"]["size_bytes"] == len(out.files["model.tflite.zip"])
+    # the members are two models, not one model twice: their output layers' weights differ
+    it = interpreter(out.files["model.tflite.zip"])
+    dense = [it.get_tensor(int(o["inputs"][1])) for o in it._get_ops_details() if o["op_name"] == "FULLY_CONNECTED"]  # noqa: SLF001
+    assert len(dense) == 2 and dense[0].shape == dense[1].shape and not np.array_equal(dense[0], dense[1])
+    assert "selected_epoch" not in build and len({m["selected_epoch"] for m in build["members"]}) == 1
 
 
 def test_the_report_names_every_test_clip_the_file_gets_wrong(tiny_run):
