@@ -13,7 +13,6 @@ from harness.core.errors import HarnessError
 from harness.core.task import Context, Limit, Measurement, TaskBase, Trained, size_floor
 from harness.toolkit.measure.interpreter import Runner, weight_sparsity
 from harness.toolkit import ensemble
-from harness.toolkit.tfsetup import seed_everything
 from harness.toolkit.train import fit
 from tasks.kws import data as msc
 from tasks.kws import features as feat
@@ -175,25 +174,15 @@ class KwsTask(UserFiles, TaskBase):
             y_tr_fit, y_val_fit = y_tr, y_val
             metrics = ["sparse_categorical_accuracy"]
             monitor = ("val_sparse_categorical_accuracy", "max")
-        members, infos = [], []
-        for j, seed in enumerate(ensemble.member_seeds(recipe["seed"], recipe["ensemble"]["members"])):
-            if j:  # member 0 keeps the session the build seeded, so one member is the plain recipe
-                seed_everything(seed)
+
+        def train_one(member_recipe, member):
             model = models.build(recipe["model"], x_tr.shape[1:], n_labels)
-            member = f" (ensemble member {j + 1}, seed {seed})" if recipe["ensemble"]["members"] > 1 else ""
             ctx.log(f"  train {recipe['model']['name']}{member}: {model.count_params():,} params, input {list(x_tr.shape[1:])}, {len(x_tr)} training clips")
-            trained, info = fit(model, (x_tr, y_tr_fit, x_val, y_val_fit), {**getattr(recipe, "data", recipe), "seed": seed} if j else recipe,
-                                loss=loss, metrics=metrics, log=ctx.log, monitor=monitor,
-                                augment=augment_fn(recipe["augment"]), epoch_hook=ctx.epoch_hook)
-            members.append(k.Sequential([trained, k.layers.Softmax(name="probabilities")], name="kws"))
-            infos.append(dict(info, params=int(model.count_params()), seed=seed))
-        deployed = ensemble.average(members, name="kws")
-        info = dict(infos[0])
-        if len(infos) > 1:  # what differs between members is kept per member, not shown as the file's
-            for key in ("selected_epoch", "keras_sparsity", "seed"):
-                info.pop(key, None)
-            info.update(params=sum(i["params"] for i in infos), members=infos,
-                        train_seconds=round(sum(i["train_seconds"] for i in infos), 2))
+            trained, info = fit(model, (x_tr, y_tr_fit, x_val, y_val_fit), member_recipe, loss=loss, metrics=metrics,
+                                log=ctx.log, monitor=monitor, augment=augment_fn(recipe["augment"]), epoch_hook=ctx.epoch_hook)
+            return k.Sequential([trained, k.layers.Softmax(name="probabilities")], name="kws"), dict(info, params=int(model.count_params()))
+
+        deployed, info = ensemble.train(recipe, train_one, name="kws")
         if in_graph:
             return self.raw_audio_trained(ctx, section, recipe, deployed, info)
         return Trained(model=deployed, calibration=x_tr, info=info)  # calibration: the first clips of the training list
