@@ -134,7 +134,8 @@ def test_a_reference_that_misses_a_limit_the_file_misses_gives_both_margins():
 
 
 def test_missed_items_are_counted_over_seeds_most_missed_first():
-    from harness.pipeline.run import missed_by_seeds, missed_section
+    from harness.pipeline.report import missed_section
+    from harness.pipeline.run import missed_by_seeds
 
     per_seed = [{"misses": {"up/a": "up → down", "down/b": "down → up"}}, {"misses": {"up/a": "up → down"}}, {}]
     missed = missed_by_seeds(per_seed, [1, 2, 3])

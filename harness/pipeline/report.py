@@ -231,3 +231,13 @@ def write_summaries(out_dir: Path, suite: str) -> None:
     all_reports = load_reports(out_dir)
     if all_reports:
         atomic.write_text(out_dir / "summary.md", summary_markdown(all_reports, "All suites: summary"))
+
+
+def missed_section(missed: list[dict], n_seeds: int, split: str, show: int = 20) -> tuple[str, str]:
+    always = sum(1 for r in missed if len(r["seeds"]) == n_seeds)
+    rows = [[f"`{r['item']}`", f"{len(r['seeds'])}/{n_seeds}", ", ".join(sorted(set(r["answers"])))] for r in missed[:show]]
+    body = (f"{len(missed)} {split} item(s) are missed by at least one seed, {always} by every seed. This is a diagnosis "
+            f"of the verdict; nothing is chosen from it."
+            + (f" The {show} most missed are listed; the JSON has all." if len(missed) > show else "") + "\n\n"
+            + tabulate(rows, headers=["Item", "Seeds missing it", "True → predicted"], tablefmt="github", disable_numparse=True))
+    return f"Items the seeds get wrong ({split} split)", body

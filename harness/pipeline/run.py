@@ -24,7 +24,6 @@ from harness.pipeline.builds import build_seeds, seeds_of, with_seed
 from harness.toolkit import atomic, hostinfo, package
 from harness.toolkit.measure.interpreter import runtimes_loading
 from harness.toolkit.tfsetup import quiet_stderr
-from tabulate import tabulate
 
 def utc_now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
@@ -92,16 +91,6 @@ def missed_by_seeds(per_seed: list[dict], seeds: list[int]) -> list[dict]:
             by_item[item]["seeds"].append(seed)
             by_item[item]["answers"].append(what)
     return sorted(by_item.values(), key=lambda r: (-len(r["seeds"]), r["item"]))
-
-
-def missed_section(missed: list[dict], n_seeds: int, split: str, show: int = 20) -> tuple[str, str]:
-    always = sum(1 for r in missed if len(r["seeds"]) == n_seeds)
-    rows = [[f"`{r['item']}`", f"{len(r['seeds'])}/{n_seeds}", ", ".join(sorted(set(r["answers"])))] for r in missed[:show]]
-    body = (f"{len(missed)} {split} item(s) are missed by at least one seed, {always} by every seed. This is a diagnosis "
-            f"of the verdict; nothing is chosen from it."
-            + (f" The {show} most missed are listed; the JSON has all." if len(missed) > show else "") + "\n\n"
-            + tabulate(rows, headers=["Item", "Seeds missing it", "True → predicted"], tablefmt="github", disable_numparse=True))
-    return f"Items the seeds get wrong ({split} split)", body
 
 
 RUNTIMES_LABEL = "Runtimes that load and run the shipped file"
@@ -204,7 +193,7 @@ def run_task(ctx: Context, cons, task_name: str, recipe_path: Path | None = None
         shipped_m.rows.append(runtimes_row(shipped_build.tflite))
     missed = missed_by_seeds(per_seed, seed_list)
     if missed:
-        shipped_m.sections.append(missed_section(missed, len(seed_list), split))
+        shipped_m.sections.append(report.missed_section(missed, len(seed_list), split))
     # Package: the file a user would submit (the recipe seed's), and its sidecar.
     art_name = "model" + package.SUFFIX[fmt]
     sidecar = task.sidecar(ctx, section, recipe)
