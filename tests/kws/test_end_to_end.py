@@ -109,7 +109,8 @@ def test_recipe_with_bad_features_is_rejected():
 
 
 @pytest.mark.parametrize("name,params", [("cnn", {"width": 0.1}), ("ds_cnn", {"width": 0.1}), ("mlp", {"width": 0.1}),
-                                         ("ds_cnn_s", {"width": 0.25, "residual": True})])
+                                         ("ds_cnn_s", {"width": 0.25, "residual": True}),
+                                         ("ds_cnn_s", {"width": 0.25, "subtract_time_mean": True})])
 def test_keras_and_tflite_agree(name, params):
     from harness.toolkit import convert
     from harness.toolkit.measure.interpreter import Runner
@@ -122,6 +123,25 @@ def test_keras_and_tflite_agree(name, params):
     deployed = keras().Sequential([m, keras().layers.Softmax()])
     runner = Runner(convert.to_tflite(deployed, "none"))
     np.testing.assert_allclose(runner.predict(x), deployed.predict(x, verbose=0), atol=1e-5)
+
+
+def test_subtract_time_mean_makes_the_file_blind_to_a_constant_offset_per_coefficient():
+    from harness.toolkit import convert
+    from harness.toolkit.measure.interpreter import Runner
+    from harness.toolkit.tfsetup import keras, seed_everything
+    from tasks.kws import models
+
+    seed_everything(0)
+    x = np.random.default_rng(0).normal(size=(4, 49, 10, 1)).astype(np.float32)
+    offset = np.random.default_rng(1).normal(scale=3.0, size=(1, 1, 10, 1)).astype(np.float32)
+    outputs = {}
+    for on in (True, False):
+        m = models.build({"name": "ds_cnn_s", "width": 0.25, "subtract_time_mean": on}, (49, 10, 1), 8)
+        runner = Runner(convert.to_tflite(m, "none"))  # logits: an untrained model's softmax is nearly flat
+        plain, shifted = runner.predict(x), runner.predict(x + offset)
+        outputs[on] = np.abs(plain - shifted).max() / np.abs(plain).max()  # logits are tiny before training
+    assert outputs[True] < 1e-3
+    assert outputs[False] > 0.1  # the offset does reach a model without it
 
 
 def test_check_reproduces_the_runs_figures_from_the_file_and_sidecar(tiny_run, tiny_data):

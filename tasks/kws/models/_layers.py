@@ -2,6 +2,14 @@
 from harness.toolkit.tfsetup import keras
 
 
+def subtract_time_mean(x, name="cmn"):
+    """Each coefficient minus its mean over the clip (cepstral mean normalisation), inside the model so the shipped
+    file does it too: a speaker's or microphone's constant offset never reaches the convolutions."""
+    k = keras().layers
+    mean = k.AveragePooling2D(pool_size=(x.shape[1], 1), name=f"{name}_mean")(x)
+    return k.Subtract(name=name)([x, mean])
+
+
 def conv_bn_relu(h, filters, kernel, strides=(1, 1), padding="same", name=""):
     k = keras().layers
     h = k.Conv2D(filters, kernel, strides=strides, padding=padding, use_bias=False, name=f"{name}conv")(h)
