@@ -86,8 +86,9 @@ def _hook_callback(hook):
 def fit(model, data, recipe, loss, metrics, log, monitor=("val_loss", "min"), augment=None, epoch_hook=None):
     """Train `model` on data = (x_train, y_train, x_val, y_val). Returns (model, info).
 
-    augment: optional function (x_batch, y_batch, rng) -> (x_batch, y_batch) applied per batch
-    via a Python generator (e.g. spectrogram masks); None uses plain array fitting.
+    augment: optional function (x_batch, y_batch, rng, rows) -> (x_batch, y_batch) applied per batch via a
+    Python generator (e.g. spectrogram masks; rows index the training set, for per-item alternatives);
+    None uses plain array fitting.
     """
     train, prune, quant = recipe["train"], recipe["prune"], recipe["quantize"]
     seed_everything(recipe["seed"])
@@ -160,4 +161,4 @@ def _batches(x, y, batch_size, augment, seed, total_batches):
                 return
             idx = order[i : i + batch_size]
             produced += 1
-            yield augment(x[idx], y[idx], rng)
+            yield augment(x[idx], y[idx], rng, idx)

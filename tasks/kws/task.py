@@ -97,6 +97,8 @@ class KwsTask(UserFiles, TaskBase):
             if data["quantize"]["mode"] not in frontend.MODES:
                 raise HarnessError(f"{where}: key 'quantize.mode' must be one of {', '.join(frontend.MODES)} with "
                                    f"export.front_end = \"in-graph\" (got {data['quantize']['mode']!r})")
+            if data["augment"]["speeds"]:
+                raise HarnessError(f"{where}: key 'augment.speeds' is not available with export.front_end = \"in-graph\"")
         return data
 
     # -- data ---------------------------------------------------------------------------------
@@ -128,14 +130,14 @@ class KwsTask(UserFiles, TaskBase):
         for split in ("train", "val"):
             self.features(ctx, section, recipe, split)
 
-    def features(self, ctx, section, recipe, split: str):
+    def features(self, ctx, section, recipe, split: str, speed: float = 1.0):
         ctx.open_split(split)
         args = feat.PreprocessingArgs.from_dict(recipe["features"])
-        key = ("features", split, tuple(section["labels"]), section["split"], ctx.fold, tuple(sorted(args.to_dict().items())))
+        key = ("features", split, tuple(section["labels"]), section["split"], ctx.fold, tuple(sorted(args.to_dict().items())), speed)
         if key not in ctx.cache:
             s, _ = self.splits(ctx, section)
             ctx.cache[key] = feat.cached_features(self.corpus(ctx), s[split], section["labels"], args, split,
-                                                 use_cache=ctx.use_cache)
+                                                 use_cache=ctx.use_cache, speed=speed)
         return ctx.cache[key]
 
     def data_fingerprint(self, ctx, section, recipe) -> dict:
@@ -162,6 +164,7 @@ class KwsTask(UserFiles, TaskBase):
         features = self.in_graph_features if in_graph else self.features
         x_tr, y_tr = features(ctx, section, recipe, "train")
         x_val, y_val = features(ctx, section, recipe, "val")
+        copies = [self.features(ctx, section, recipe, "train", speed)[0] for speed in recipe["augment"]["speeds"]]
         n_labels = len(section["labels"])
         smoothing = recipe["train"]["label_smoothing"]
         if smoothing:
@@ -179,7 +182,7 @@ class KwsTask(UserFiles, TaskBase):
             model = models.build(recipe["model"], x_tr.shape[1:], n_labels)
             ctx.log(f"  train {recipe['model']['name']}{member}: {model.count_params():,} params, input {list(x_tr.shape[1:])}, {len(x_tr)} training clips")
             trained, info = fit(model, (x_tr, y_tr_fit, x_val, y_val_fit), member_recipe, loss=loss, metrics=metrics,
-                                log=ctx.log, monitor=monitor, augment=augment_fn(recipe["augment"]), epoch_hook=ctx.epoch_hook)
+                                log=ctx.log, monitor=monitor, augment=augment_fn(recipe["augment"], copies), epoch_hook=ctx.epoch_hook)
             return k.Sequential([trained, k.layers.Softmax(name="probabilities")], name="kws"), dict(info, params=int(model.count_params()))
 
         deployed, info = ensemble.train(recipe, train_one, name="kws")

@@ -20,9 +20,10 @@ from tasks.kws.features.numpy_pipeline import NumpyFeatures
 
 
 def features_cache_key(args: PreprocessingArgs, corpus_fingerprint: str, items: Sequence[tuple[str, str]],
-                       labels: Sequence[str]) -> str:
-    """Hash of everything the cached arrays depend on: args, the bytes read, row order, label order, code version."""
-    payload = {
+                       labels: Sequence[str], speed: float = 1.0) -> str:
+    """Hash of everything the cached arrays depend on: args, the bytes read, row order, label order, code version,
+    the playback speed of a speed-perturbed copy (absent for the clips as recorded, so their keys stay put)."""
+    payload = {**({"speed": speed} if speed != 1.0 else {}),
         "version": FEATURES_VERSION,
         "args": args.to_dict(),
         "corpus": corpus_fingerprint,
@@ -33,16 +34,19 @@ def features_cache_key(args: PreprocessingArgs, corpus_fingerprint: str, items: 
 
 
 def cached_features(corpus, items: Sequence[tuple[str, str]], labels: Sequence[str], args: PreprocessingArgs,
-                    split_name: str, use_cache: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """(X float32 [N, frames, C, 1], y int32 [N]) for `items`, cached under <cache>/kws_features/.
+                    split_name: str, use_cache: bool = True, speed: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """(X float32 [N, frames, C, 1], y int32 [N]) for `items` (played `speed` times faster, for augmentation),
+    cached under <cache>/kws_features/.
 
     Clips are decoded and featurised in chunks, so the raw audio of a whole split is never held.
     """
+    from tasks.kws.augment import change_speed
     from tasks.kws.data import iter_audio, label_indices, progress
 
     y = label_indices(items, labels)
-    key = features_cache_key(args, corpus.fingerprint(items), items, labels)
-    path = cache_dir() / "kws_features" / f"{split_name}-{key}.npz"
+    key = features_cache_key(args, corpus.fingerprint(items), items, labels, speed)
+    name = split_name if speed == 1.0 else f"{split_name}-speed{speed:g}"
+    path = cache_dir() / "kws_features" / f"{name}-{key}.npz"
     shape = (len(items), *args.feature_shape, 1)
     cached = _load_cached(path, shape, y) if use_cache else None
     if cached is not None:
@@ -51,8 +55,8 @@ def cached_features(corpus, items: Sequence[tuple[str, str]], labels: Sequence[s
     X = np.empty(shape, dtype=np.float32)
     buffer = np.empty((_BATCH_CLIPS, SOURCE_RATE_HZ), dtype=np.int16)
     filled = done = 0
-    for clip in progress(iter_audio(corpus, items), len(items), f"{split_name} features"):
-        buffer[filled] = clip
+    for clip in progress(iter_audio(corpus, items), len(items), f"{name} features"):
+        buffer[filled] = clip if speed == 1.0 else change_speed(clip, speed)
         filled += 1
         if filled == _BATCH_CLIPS:
             X[done:done + filled] = extractor.batch(buffer)
