@@ -42,6 +42,7 @@ def test_a_crash_or_a_hang_fails_one_row_and_the_batch_goes_on(toy_artifact, tmp
     res = grade.grade(ctx, subs, "toy", None, tmp_path / "out", constraints_dir=TOY / "constraints", timeout_s=5)
     board = res["boards"][0]
     rows = {r["team"]: r for r in board["rows"]}
+    assert rows["A"]["rep"] and rows["E"]["rep"], (rows["A"].get("reason"), rows["E"].get("reason"))
     assert rows["A"]["rep"]["passed"] and rows["E"]["rep"]["passed"]
     assert rows["A"]["rank"] == rows["E"]["rank"] == 1  # the same file: a tie
     assert rows["B"]["rep"] is None and "crashed" in rows["B"]["reason"] and "SIGSEGV" in rows["B"]["reason"]

@@ -100,6 +100,7 @@ def _serve(conn, payload: dict) -> None:
     for name, module in payload["tasks"].items():
         register(name, module)
     silence_native_stderr()
+    _import_what_a_check_loads(payload["tasks"])
     ctx = Context(data_dir=Path(payload["data_dir"]), log=lambda m: None, options=payload["options"])
     conn.send("ready")  # imports done: from here on the timeout measures one submission only
     while True:
@@ -116,6 +117,21 @@ def _serve(conn, payload: dict) -> None:
             conn.send({"ok": False, "reason": str(e)})
         except Exception as e:  # anything a broken file makes the code raise is that file's FAIL, not the batch's
             conn.send({"ok": False, "reason": f"{type(e).__name__}: {' '.join(str(e).split())[:300]}"})
+
+
+def _import_what_a_check_loads(task_names) -> None:
+    """The task modules and every runtime a check loads the file with (TensorFlow among them) are imported
+    before "ready": a first submission must not spend its timeout on imports (many seconds without bytecode)."""
+    from harness.core.task import get
+    from harness.toolkit.measure.interpreter import RUNTIMES
+
+    for name in task_names:
+        get(name)
+    for _, _, load in RUNTIMES:
+        try:
+            load()
+        except ImportError:
+            pass
 
 
 STARTUP_S = 300
