@@ -16,7 +16,7 @@ from harness.toolkit.train import fit
 from tasks.kws import data as msc
 from tasks.kws import features as feat
 from tasks.kws import latency as latency_protocol
-from tasks.kws import models
+from tasks.kws import auxiliary, models
 from tasks.kws.augment import AUGMENT_SCHEMA, augment_fn
 from tasks.kws.schemas import CONSTRAINT_SCHEMA, EXPORT_SCHEMA
 from tasks.kws.user_files import UserFiles
@@ -29,6 +29,7 @@ class KwsTask(UserFiles, TaskBase):
         "features": Field(dict),
         "augment": Field(dict, default={}, schema=AUGMENT_SCHEMA),
         "export": Field(dict, default={}, schema=EXPORT_SCHEMA),
+        "auxiliary": Field(dict, default={}, schema=auxiliary.AUXILIARY_SCHEMA),
     }
     build_keys = ("labels", "split")
     constraint_schema = CONSTRAINT_SCHEMA
@@ -80,6 +81,7 @@ class KwsTask(UserFiles, TaskBase):
                                    f"export.front_end = \"in-graph\" (got {data['quantize']['mode']!r})")
             if data["augment"]["speeds"]:
                 raise HarnessError(f"{where}: key 'augment.speeds' is not available with export.front_end = \"in-graph\"")
+        auxiliary.check_recipe(data, where)
         return data
 
     # -- data ---------------------------------------------------------------------------------
@@ -147,10 +149,14 @@ class KwsTask(UserFiles, TaskBase):
         x_val, y_val = features(ctx, section, recipe, "val")
         copies = [self.features(ctx, section, recipe, "train", speed)[0] for speed in recipe["augment"]["speeds"]]
         n_labels = len(section["labels"])
+        calibration = x_tr
+        if recipe["auxiliary"]["labels"]:
+            x_tr, y_tr = auxiliary.with_clips(self, ctx, section, recipe, x_tr, y_tr)
+        n_out = n_labels + len(recipe["auxiliary"]["labels"])
         smoothing = recipe["train"]["label_smoothing"]
         if smoothing:
             loss = k.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=smoothing)
-            y_tr_fit, y_val_fit = np.eye(n_labels, dtype=np.float32)[y_tr], np.eye(n_labels, dtype=np.float32)[y_val]
+            y_tr_fit, y_val_fit = np.eye(n_out, dtype=np.float32)[y_tr], np.eye(n_out, dtype=np.float32)[y_val]
             metrics = ["categorical_accuracy"]
             monitor = ("val_categorical_accuracy", "max")
         else:
@@ -160,16 +166,18 @@ class KwsTask(UserFiles, TaskBase):
             monitor = ("val_sparse_categorical_accuracy", "max")
 
         def train_one(member_recipe, member):
-            model = models.build(recipe["model"], x_tr.shape[1:], n_labels)
+            model = models.build(recipe["model"], x_tr.shape[1:], n_out)
             ctx.log(f"  train {recipe['model']['name']}{member}: {model.count_params():,} params, input {list(x_tr.shape[1:])}, {len(x_tr)} training clips")
             trained, info = fit(model, (x_tr, y_tr_fit, x_val, y_val_fit), member_recipe, loss=loss, metrics=metrics,
                                 log=ctx.log, monitor=monitor, augment=augment_fn(recipe["augment"], copies), epoch_hook=ctx.epoch_hook)
+            if n_out > n_labels:  # the file keeps the version's outputs only
+                trained = model = auxiliary.keep_outputs(trained, models.build(recipe["model"], x_tr.shape[1:], n_labels))
             return k.Sequential([trained, k.layers.Softmax(name="probabilities")], name="kws"), dict(info, params=int(model.count_params()))
 
         deployed, info = ensemble.train(recipe, train_one, name="kws")
         if in_graph:
             return self.raw_audio_trained(ctx, section, recipe, deployed, info)
-        return Trained(model=deployed, calibration=x_tr, info=info)  # calibration: the first clips of the training list
+        return Trained(model=deployed, calibration=calibration, info=info)  # the first clips of the training list
 
     def raw_audio_trained(self, ctx, section, recipe, deployed, info) -> Trained:
         """The file takes raw audio: the front end goes inside it; the sizes without it are kept for the table."""
