@@ -261,6 +261,9 @@ class KwsTask(UserFiles, TaskBase):
             ("Features", args.describe()),
             ("Weight sparsity in the file", ", ".join(f"{k} {v:.1%}" for k, v in sparsity.items())),
         ]
+        if recipe["auxiliary"]["labels"]:
+            rows.append(("Auxiliary keywords (training only)", f"{', '.join(recipe['auxiliary']['labels'])}: their training "
+                         f"clips were learned as extra classes; the file outputs {', '.join(section['labels'])} only"))
         details = {"split": split, "correct": correct, "clips": int(n), "predictions": pred.astype(int).tolist(),
                    "weight_sparsity": sparsity, "runtime": runner.runtime, "labels": section["labels"],
                    "preprocessing_args": args.to_dict()}
