@@ -234,3 +234,63 @@ def test_the_commit_is_read_before_the_command_starts_and_then_kept(monkeypatch)
         assert hostinfo.commit() == "aaaaaaaaaaaa" and hostinfo.commit() == "aaaaaaaaaaaa"
     finally:
         hostinfo.commit.cache_clear()
+
+
+PARENT = """
+import sys, time
+from harness.pipeline import workers
+
+def main():
+    pool = workers.pool(1)
+    pool.submit(time.sleep, 600)
+    while not pool._processes:
+        time.sleep(0.05)
+    print(next(iter(pool._processes)), flush=True)
+    time.sleep(600)
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+def test_a_killed_command_takes_its_worker_processes_with_it(tmp_path):
+    """SIGKILL to a command running workers (a CI timeout, `kill -9`): no worker keeps training as an orphan."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from harness.core.paths import ROOT
+
+    script = tmp_path / "parent.py"
+    script.write_text(PARENT)
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, cwd=ROOT,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        worker = int(parent.stdout.readline())
+        time.sleep(1.0)  # the worker's initializer has run: it is sleeping in its task now
+        os.kill(worker, 0)  # alive
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(10)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                os.kill(worker, 0)
+            except ProcessLookupError:
+                break
+            if _zombie(worker):
+                break
+            time.sleep(0.1)
+        else:
+            os.kill(worker, signal.SIGKILL)
+            pytest.fail(f"worker {worker} outlived its killed parent by 20 s")
+    finally:
+        parent.kill()
+
+
+def _zombie(pid: int) -> bool:
+    """A dead process not yet reaped (its new parent, init, reaps it later) counts as gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z"
+    except OSError:
+        return False

@@ -153,15 +153,14 @@ def build_seeds(ctx: Context, task, section: dict, recipe: Recipe, data_fp: dict
     missing = [(s, k) for s, k in zip(seeds, keys) if k not in found]
     fresh: set[str] = set()
     if missing and jobs > 1 and len(missing) > 1:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
+        from harness.pipeline import workers
 
         task.prepare(ctx, section, recipe)  # fill the on-disk caches once, before the workers read them
         ctx.log(f"  building {len(missing)} seed(s), {jobs} at a time")
         payloads = [{"task": task.name, "section": section, "recipe": with_seed(recipe, s).data, "recipe_path": recipe.path,
                      "seed": s, "key": k, "data_dir": str(ctx.data_dir),
                      "options": ctx.options, "sealed_test": ctx.sealed_test, "fold": ctx.fold} for s, k in missing]
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with workers.pool(jobs) as pool:
             for k in pool.map(_build_worker, payloads):
                 b = load_cached(k, ctx.log)
                 if b is None:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from tabulate import tabulate
@@ -21,7 +19,7 @@ from harness.core.errors import HarnessError
 from harness.core.paths import rel
 from harness.core.task import Context
 from harness.core.task import get as get_task
-from harness.pipeline import publish, report
+from harness.pipeline import publish, report, workers
 from harness.pipeline.run import run_task
 from harness.toolkit import atomic, hostinfo
 
@@ -70,7 +68,7 @@ def cross_validate(ctx: Context, suite: str, version: str, task_name: str, folds
     ctx.log(f"cross-validation: {folds} folds of train + val, {min(jobs, folds)} at a time; the test split is sealed")
     rows = []
     if jobs > 1:
-        with ProcessPoolExecutor(max_workers=min(jobs, folds), mp_context=multiprocessing.get_context("spawn")) as pool:
+        with workers.pool(min(jobs, folds)) as pool:
             rows = list(pool.map(_one_fold, payloads))
     else:
         for p in payloads:
