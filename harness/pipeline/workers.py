@@ -1,8 +1,9 @@
 """Worker processes for builds and folds that never outlive the command that started them.
 
-A `run --jobs 2` killed with SIGTERM or SIGKILL (a CI timeout, `kill PID`) used to leave its workers training
-on, orphaned, holding both cores. On Linux each worker asks the kernel for SIGTERM when its parent dies; on
-every platform it checks the parent once at start, in case the parent died before the request took hold.
+Spawned workers are not children the kernel ends with their parent: a `run --jobs 2` killed with SIGTERM or
+SIGKILL (a CI timeout, `kill PID`) would leave them training on, orphaned, holding every core. On Linux each
+worker asks the kernel for SIGTERM when its parent dies; everywhere it checks the parent once at start, in case
+the parent died before the request took hold.
 """
 from __future__ import annotations
 
