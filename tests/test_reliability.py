@@ -241,11 +241,17 @@ import sys, time
 from harness.pipeline import workers
 
 def main():
-    pool = workers.pool(1)
-    pool.submit(time.sleep, 600)
-    while not pool._processes:
-        time.sleep(0.05)
-    print(next(iter(pool._processes)), flush=True)
+    if sys.argv[1] == "pool":  # run --jobs, cv --jobs
+        pool = workers.pool(1)
+        pool.submit(time.sleep, 600)
+        while not pool._processes:
+            time.sleep(0.05)
+        pid = next(iter(pool._processes))
+    else:  # grade's measuring process
+        proc = workers.process(time.sleep, (600,))
+        proc.start()
+        pid = proc.pid
+    print(pid, flush=True)
     time.sleep(600)
 
 if __name__ == "__main__":
@@ -253,7 +259,8 @@ if __name__ == "__main__":
 """
 
 
-def test_a_killed_command_takes_its_worker_processes_with_it(tmp_path):
+@pytest.mark.parametrize("kind", ["pool", "process"])
+def test_a_killed_command_takes_its_worker_processes_with_it(tmp_path, kind):
     """SIGKILL to a command running workers (a CI timeout, `kill -9`): no worker keeps training as an orphan."""
     import signal
     import subprocess
@@ -264,11 +271,11 @@ def test_a_killed_command_takes_its_worker_processes_with_it(tmp_path):
 
     script = tmp_path / "parent.py"
     script.write_text(PARENT)
-    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, cwd=ROOT,
+    parent = subprocess.Popen([sys.executable, str(script), kind], stdout=subprocess.PIPE, text=True, cwd=ROOT,
                               env={**os.environ, "PYTHONPATH": str(ROOT)})
     try:
         worker = int(parent.stdout.readline())
-        time.sleep(1.0)  # the worker's initializer has run: it is sleeping in its task now
+        time.sleep(1.0)  # the worker has asked to die with its parent: it is sleeping in its task now
         os.kill(worker, 0)  # alive
         parent.send_signal(signal.SIGKILL)
         parent.wait(10)

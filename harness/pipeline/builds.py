@@ -17,6 +17,7 @@ from harness.core.paths import ROOT
 from harness.core.recipes import Recipe
 from harness.core.task import Build, Context, Trained
 from harness.core.task import get as get_task
+from harness.pipeline import workers
 from harness.toolkit import atomic, convert, datasets, hostinfo
 from harness.toolkit.tfsetup import keras, quiet_stderr, seed_everything
 
@@ -153,8 +154,6 @@ def build_seeds(ctx: Context, task, section: dict, recipe: Recipe, data_fp: dict
     missing = [(s, k) for s, k in zip(seeds, keys) if k not in found]
     fresh: set[str] = set()
     if missing and jobs > 1 and len(missing) > 1:
-        from harness.pipeline import workers
-
         task.prepare(ctx, section, recipe)  # fill the on-disk caches once, before the workers read them
         ctx.log(f"  building {len(missing)} seed(s), {jobs} at a time")
         payloads = [{"task": task.name, "section": section, "recipe": with_seed(recipe, s).data, "recipe_path": recipe.path,

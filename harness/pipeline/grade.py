@@ -25,7 +25,7 @@ from harness.core.errors import HarnessError
 from harness.core.paths import rel
 from harness.core.task import Context
 from harness.core.task import get as get_task
-from harness.pipeline import publish, report
+from harness.pipeline import publish, report, workers
 from harness.toolkit import atomic, hostinfo, package
 
 NAME = re.compile(r"^(?P<stem>.+)_(?P<task>[A-Za-z]+)_(?P<version>[A-Za-z])$")
@@ -139,9 +139,8 @@ STARTUP_S = 300
 
 class Worker:
     def __init__(self, payload: dict):
-        mp = multiprocessing.get_context("spawn")
-        self.conn, child = mp.Pipe()
-        self.proc = mp.Process(target=_serve, args=(child, payload), daemon=True)
+        self.conn, child = multiprocessing.Pipe()
+        self.proc = workers.process(_serve, (child, payload))
         self.proc.start()
         child.close()
         try:

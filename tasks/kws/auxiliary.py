@@ -46,12 +46,10 @@ def items(corpus, data_dir, kind: str, labels, auxiliary, fold_splits=None) -> l
     In a cross-validation fold (fold_splits given) the pool is their train + val clips minus every clip of a
     held-out speaker, so the fold's figure stays a figure on unseen speakers.
     """
-    unknown = [k for k in auxiliary if k not in corpus.labels]
-    both = [k for k in auxiliary if k in labels]
-    if unknown or both:
-        bad = unknown or both
-        why = f"not a keyword of the corpus ({', '.join(corpus.labels)})" if unknown else "already one of the version's labels"
-        raise HarnessError(f"recipe key 'auxiliary.labels': {', '.join(map(repr, bad))} {why}")
+    for bad, why in (([k for k in auxiliary if k not in corpus.labels], f"not a keyword of the corpus ({', '.join(corpus.labels)})"),
+                     ([k for k in auxiliary if k in labels], "already one of the version's labels")):
+        if bad:
+            raise HarnessError(f"recipe key 'auxiliary.labels': {', '.join(map(repr, bad))} {why}")
     full, _ = sp.version_splits(corpus, data_dir, kind, auxiliary)
     if fold_splits is None:
         return list(full["train"])

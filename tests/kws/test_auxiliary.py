@@ -5,7 +5,7 @@ import pytest
 from harness.core import recipes
 from harness.core.errors import HarnessError
 from harness.core.task import get
-from harness.toolkit import datasets
+from harness.toolkit import datasets, package
 from tasks.kws import auxiliary, models
 from tasks.kws import splits as sp
 
@@ -104,11 +104,7 @@ def test_a_run_trains_on_the_extra_clips_and_ships_the_versions_outputs_only(tin
     assert out.report["checks"]
     assert any("60 training clips" in line for line in lines)  # 20 go + 20 stop + 20 yes
     assert any("auxiliary keywords yes: 20 more training clips" in line for line in lines)
-    import io
-    import zipfile
-
-    with zipfile.ZipFile(io.BytesIO((folder / "model.tflite.zip").read_bytes())) as zf:
-        runner = Runner(zf.read(zf.namelist()[0]))
+    runner = Runner(package.unpack((folder / "model.tflite.zip").read_bytes(), "zip"))
     assert runner.predict(np.zeros((1, 61, 10, 1), np.float32)).shape == (1, 2)
     assert out.report["details"]["labels"] == ["go", "stop"]
     assert dict(out.report["rows"])["Auxiliary keywords (training only)"].startswith("yes: their training clips")
