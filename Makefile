@@ -71,10 +71,10 @@ search: $(STAMP)
 	$(PY) -m harness search --suite $(SUITE) --version $(VERSION) $(if $(TASK),--task $(TASK)) --trials $(TRIALS) \
 	  $(if $(STORAGE),--storage $(STORAGE)) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(JENA),--jena $(JENA)) $(ARGS)
 
-# make cv VERSION=a SUITE=ml4iot-2025 [FOLDS=5] [JOBS=2] [ARGS="--set model.width=1.5"]
+# make cv VERSION=a SUITE=ml4iot-2025 [FOLDS=5] [SEEDS=2] [JOBS=2] [ARGS="--set model.width=1.5"]
 FOLDS   ?= 5
 cv: $(STAMP)
-	$(PY) -m harness cv --suite $(SUITE) --version $(VERSION) $(if $(TASK),--task $(TASK)) --folds $(FOLDS) \
+	$(PY) -m harness cv --suite $(SUITE) --version $(VERSION) $(if $(TASK),--task $(TASK)) --folds $(FOLDS) --seeds $(SEEDS) \
 	  $(if $(JOBS),--jobs $(JOBS)) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(ARGS)
 
 seed-reports: $(STAMP)

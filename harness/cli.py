@@ -216,7 +216,7 @@ def cmd_cv(args) -> int:
 
     rep = crossval.cross_validate(_context(args), args.suite, args.version, _only_task(args.suite, args.version, args.task),
                                   args.folds, recipe_path=Path(args.recipe) if args.recipe else None,
-                                  overrides=args.set, jobs=args.jobs, out_dir=Path(args.out))
+                                  overrides=args.set, jobs=args.jobs, out_dir=Path(args.out), seeds=args.seeds)
     print(rep["markdown"], flush=True)
     _log(f"cross-validation table: {rep['folder']}/report.md")
     return 0
@@ -272,7 +272,9 @@ def parser() -> argparse.ArgumentParser:
     cv = sub.add_parser("cv", parents=[common], help="cross-validate a recipe over train + val (K folds, test split sealed)")
     _one_version(cv)
     cv.add_argument("--folds", type=int, default=5, help="number of folds (default 5)")
-    cv.add_argument("--jobs", type=int, default=1, help="folds built in parallel worker processes (default 1)")
+    cv.add_argument("--seeds", type=int, default=1, help="build every fold with N seeds; the table gives each seed "
+                    "set's mean beside the overall one (default 1)")
+    cv.add_argument("--jobs", type=int, default=1, help="fold builds run in parallel worker processes (default 1)")
     cv.add_argument("--recipe", help="recipe file (default: the version's recipe)")
     cv.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe key, e.g. model.width=0.5")
     cv.add_argument("--no-cache", action="store_true", help="bypass every cache (builds and features)")

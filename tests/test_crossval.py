@@ -77,6 +77,37 @@ def test_cv_trains_each_fold_on_train_plus_val_and_never_reads_the_test_split(tm
     assert "not test figures" in md and "held-out fold" in md
 
 
+def test_cv_seeds_builds_every_fold_with_other_seeds_and_reports_each_seed_sets_mean(tmp_path, toy):
+    rep = crossval.cross_validate(Context(data_dir=tmp_path, log=lambda m: None), "toy", "a", "toy", folds=2, seeds=2,
+                                  out_dir=tmp_path / "out", constraints_dir=TOY / "constraints")
+    assert [(r["fold"], r["seed_set"], r["seed"]) for r in rep["rows"]] == [(0, 0, 1), (0, 1, 3), (1, 0, 2), (1, 1, 4)]
+    assert len({r["tflite_sha256"] for r in rep["rows"]}) == 4
+    mae = rep["summary"][0]
+    assert mae["n"] == 4
+    for s in range(2):  # each set's mean is what a single-seed cv with those seeds would report
+        assert mae["seed_set_means"][s] == pytest.approx(sum(r["metrics"]["mae"] for r in rep["rows"]
+                                                             if r["seed_set"] == s) / 2)
+    assert mae["spread"]["mean"] == pytest.approx(sum(mae["seed_set_means"]) / 2)
+    assert "built 2 times" in rep["markdown"] and "Each seed set: mean over folds" in rep["markdown"]
+    single = crossval.cross_validate(Context(data_dir=tmp_path, log=lambda m: None), "toy", "a", "toy", folds=2,
+                                     out_dir=tmp_path / "out", constraints_dir=TOY / "constraints")
+    assert [r["tflite_sha256"] for r in single["rows"]] == [r["tflite_sha256"] for r in rep["rows"]
+                                                             if r["seed_set"] == 0]  # set 0 is the single-seed cv
+    assert Path(single["folder"]) != Path(rep["folder"])  # neither table overwrites the other
+    with pytest.raises(HarnessError, match="--seeds 0"):
+        crossval.cross_validate(Context(data_dir=tmp_path), "toy", "a", "toy", folds=2, seeds=0,
+                                constraints_dir=TOY / "constraints")
+
+
+def test_missed_items_are_counted_over_seed_sets_once_per_item():
+    rows = [{"fold": 0, "seed_set": 0, "misses": {"a/1": "a → b", "a/2": "a → c"}},
+            {"fold": 0, "seed_set": 1, "misses": {"a/1": "a → b", "a/2": "a → b"}},
+            {"fold": 1, "seed_set": 0, "misses": {}},
+            {"fold": 1, "seed_set": 1, "misses": {"b/7": "b → a"}}]
+    assert crossval.missed_items(rows) == [("a/1", 1, 2, "a → b"), ("a/2", 1, 2, "a → b; a → c"),
+                                           ("b/7", 2, 1, "b → a")]
+
+
 def test_a_held_out_fold_is_measured_on_the_held_out_rows(tmp_path, toy):
     """The fold's figure equals the MAE of its own file on its held-out rows, recomputed here."""
     import numpy as np
