@@ -38,6 +38,20 @@ def test_folds_depend_on_the_pool_alone_and_are_balanced():
     assert sorted(sizes) == [2, 2, 3]  # 7 speakers dealt to 3 folds
 
 
+def test_a_fold_parts_into_train_validation_and_held_out_groups():
+    for f in range(3):
+        train, val, held = folds.fold_parts(POOL, group, f, 3)
+        assert held == folds.split_pool(POOL, group, f, 3)[1]
+        assert sorted(train + val + held) == sorted(POOL)
+        parts = [{group(p) for p in part} for part in (train, val, held)]
+        assert all(parts) and sum(map(len, parts)) == len(set.union(*parts))  # non-empty, no group in two parts
+    many = [f"spk{i}/clip" for i in range(100)]
+    train, val, _ = folds.fold_parts(many, group, 0, 5)
+    assert len(val) == pytest.approx((len(train) + len(val)) / folds.VALIDATION_PARTS, abs=1)
+    with pytest.raises(HarnessError, match="keeps 1 group"):
+        folds.fold_parts(["a/1", "b/1"], group, 0, 2)
+
+
 @pytest.mark.parametrize("fold,k,match", [(0, 1, "at least 2 folds"), (3, 3, "not one of 0..2"),
                                           (0, 50, "need at least 50 groups")])
 def test_impossible_folds_are_one_line_errors(fold, k, match):
@@ -64,7 +78,7 @@ def test_cv_trains_each_fold_on_train_plus_val_and_never_reads_the_test_split(tm
     rep = crossval.cross_validate(Context(data_dir=tmp_path, log=lambda m: None), "toy", "a", "toy", folds=3,
                                   out_dir=tmp_path / "out", constraints_dir=TOY / "constraints")
     assert [r["fold"] for r in rep["rows"]] == [0, 1, 2] and [r["seed"] for r in rep["rows"]] == [1, 2, 3]
-    assert {split for split, _ in reads} == {"train", "val"}  # never "test"
+    assert {split for split, _ in reads} == {"train", "val", "held-out"}  # never "test"
     assert {fold for _, fold in reads} == {(0, 3), (1, 3), (2, 3)}
     assert len({r["tflite_sha256"] for r in rep["rows"]}) == 3  # three different trainings
     mae = rep["summary"][0]
@@ -75,6 +89,32 @@ def test_cv_trains_each_fold_on_train_plus_val_and_never_reads_the_test_split(tm
     assert json.loads((folder / "report.json").read_text())["folds"] == 3
     md = (folder / "report.md").read_text()
     assert "not test figures" in md and "held-out fold" in md
+
+
+def test_what_a_fold_measures_never_chooses_its_epoch(tmp_path, toy, monkeypatch):
+    """Scrambling the held-out targets leaves every fold's file unchanged, with the best validation epoch kept."""
+    import numpy as np
+
+    def build():
+        return crossval.cross_validate(Context(data_dir=tmp_path, log=lambda m: None, use_cache=False), "toy", "a",
+                                       "toy", folds=2, overrides=["train.select=best-val", "train.epochs=12"],
+                                       constraints_dir=TOY / "constraints")  # no cache: both runs really train
+
+    plain = build()
+    real = type(toy).data
+
+    def scrambled(self, section, split, fold=None):  # the held-out rows' targets, under whichever split reads them
+        x, y = real(self, section, split, fold)
+        if fold is None:
+            return x, y
+        held = {row.tobytes() for row in real(self, section, "held-out", fold)[0]}
+        hit = np.array([row.tobytes() in held for row in x])
+        return x, np.where(hit[:, None], -3 * y + 5, y)
+
+    monkeypatch.setattr(type(toy), "data", scrambled)
+    again = build()
+    assert [r["tflite_sha256"] for r in again["rows"]] == [r["tflite_sha256"] for r in plain["rows"]]
+    assert [r["metrics"]["mae"] for r in again["rows"]] != [r["metrics"]["mae"] for r in plain["rows"]]
 
 
 def test_cv_seeds_builds_every_fold_with_other_seeds_and_reports_each_seed_sets_mean(tmp_path, toy):
@@ -120,9 +160,9 @@ def test_a_held_out_fold_is_measured_on_the_held_out_rows(tmp_path, toy):
                                   constraints_dir=TOY / "constraints")
     cons = constraints.load("toy", "a", TOY / "constraints")
     ctx = Context(data_dir=tmp_path, log=lambda m: None, sealed_test=True, fold=(1, 2))
-    out = run.run_task(ctx, cons, "toy", overrides=["seed=2"], latency=False, split="val")
+    out = run.run_task(ctx, cons, "toy", overrides=["seed=2"], latency=False, split="held-out")
     assert out.report["seeds"][0]["tflite_sha256"] == rep["rows"][1]["tflite_sha256"]
-    x, y = toy.data(cons.task("toy"), "val", (1, 2))
+    x, y = toy.data(cons.task("toy"), "held-out", (1, 2))
     tflite = out.files["model.tflite.zlib"]
     from harness.toolkit import package
 

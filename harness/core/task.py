@@ -23,8 +23,8 @@ class Context:
     options: dict = field(default_factory=dict)  # task options from the command line (Task.cli_options)
     use_cache: bool = True  # False: every on-disk cache (builds, features) is bypassed and rewritten
     sealed_test: bool = False  # True while anything is being chosen (search trials): the test split is off limits
-    # (fold, folds) while cross-validating: the task trains and validates on that fold of train + val
-    # (harness.core.folds); None: the version's own train and validation splits
+    # (fold, folds) while cross-validating: the task splits train + val into "train", "val" and "held-out"
+    # (harness.core.folds.fold_parts) and cv measures "held-out"; None: the version's own splits
     fold: tuple[int, int] | None = None
 
     def open_split(self, split: str) -> None:

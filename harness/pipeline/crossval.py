@@ -2,7 +2,8 @@
 validation split cannot give.
 
 Fold i (of K) holds out its part of train + val (the task decides how items are grouped, see harness.core.folds),
-trains on the rest with seed recipe-seed + i, and measures the deployed file on the held-out part. The table gives
+trains on the rest with seed recipe-seed + i, choosing epochs on a validation part of the rest, and measures the
+deployed file on the held-out part, which chooses nothing. The table gives
 each fold's figures, mean ± sd over folds, and how many folds meet each limit; comparing recipes on the same folds
 is a paired comparison. The figures are not test figures and the table says so.
 
@@ -42,7 +43,7 @@ def _one_fold(payload: dict) -> dict:
     cons = constraints.load_file(payload["constraints"])
     out = run_task(ctx, cons, payload["task"], recipe_path=payload["recipe_path"],
                    overrides=payload["overrides"] + [f"seed={payload['seed']}"], use_cache=payload["use_cache"],
-                   latency=False, seeds=1, jobs=1, split="val")
+                   latency=False, seeds=1, jobs=1, split="held-out")
     rep = out.report
     seed = rep["seeds"][0]
     checks = [c for c in seed["checks"] if c["measured"] is not None]  # latency: not measured (no fold changes it)

@@ -149,8 +149,8 @@ def run_task(ctx: Context, cons, task_name: str, recipe_path: Path | None = None
              artifact_dir: Path | None = None, seeds: int = 1, jobs: int = 1, split: str = "test") -> TaskOutcome:
     """Build the recipe with `seeds` seeds and measure every artifact on `split`.
 
-    split="test" reports (and ships the recipe seed's artifact); split="val" is for selection and never
-    opens the test split."""
+    split="test" reports (and ships the recipe seed's artifact); split="val" (a search trial) or "held-out" (a
+    cross-validation fold) is for selection and never opens the test split."""
     task = get_task(task_name)
     section = cons.task(task_name)
     path = Path(recipe_path) if recipe_path else recipes.default_path(task, cons.suite, cons.version)

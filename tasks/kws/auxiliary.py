@@ -44,7 +44,7 @@ def items(corpus, data_dir, kind: str, labels, auxiliary, fold_splits=None) -> l
     """The auxiliary keywords' training clips under the version's split kind.
 
     In a cross-validation fold (fold_splits given) the pool is their train + val clips minus every clip of a
-    held-out speaker, so the fold's figure stays a figure on unseen speakers.
+    held-out or validation speaker, so the fold's figure stays a figure on unseen speakers.
     """
     for bad, why in (([k for k in auxiliary if k not in corpus.labels], f"not a keyword of the corpus ({', '.join(corpus.labels)})"),
                      ([k for k in auxiliary if k in labels], "already one of the version's labels")):
@@ -53,8 +53,9 @@ def items(corpus, data_dir, kind: str, labels, auxiliary, fold_splits=None) -> l
     full, _ = sp.version_splits(corpus, data_dir, kind, auxiliary)
     if fold_splits is None:
         return list(full["train"])
-    held_out = {sp.speaker(i) for i in fold_splits["val"]}
-    return [i for i in list(full["train"]) + list(full["val"]) if sp.speaker(i) not in held_out]
+    # the fold's validation speakers are left out too: what training chooses on stays unseen speakers as well
+    unseen = {sp.speaker(i) for part in ("held-out", "val") for i in fold_splits[part]}
+    return [i for i in list(full["train"]) + list(full["val"]) if sp.speaker(i) not in unseen]
 
 
 def with_clips(task, ctx, section, recipe, x_tr, y_tr):

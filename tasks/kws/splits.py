@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 from harness.core.errors import HarnessError
-from harness.core.folds import split_pool
+from harness.core.folds import fold_parts
 from harness.toolkit.datasets import cache_dir, ensure_download, placement_hint
 from tasks.kws.corpus import DOWNLOADS_DIR, Corpus, Item, _origin  # noqa: F401
 from tasks.kws.decode import _one_line
@@ -188,10 +188,12 @@ def version_splits(corpus: Corpus, data_dir, kind: str, labels: Sequence[str]) -
 
 
 def fold_splits(splits: Mapping[str, SplitList], source: str, fold: int, folds: int) -> tuple[dict, str]:
-    """Cross-validation fold `fold` of `folds`: train + val re-partitioned by speaker; the test split kept."""
-    train, val = split_pool(list(splits["train"]) + list(splits["val"]), speaker, fold, folds)
-    return ({"train": SplitList(train), "val": SplitList(val), "test": splits["test"]},
-            f"{source}; cross-validation fold {fold + 1} of {folds} over train + val, grouped by speaker")
+    """Cross-validation fold `fold` of `folds`: train + val re-partitioned by speaker into train, val (what
+    training chooses on) and held-out (what the fold is measured on); the test split kept."""
+    train, val, held = fold_parts(list(splits["train"]) + list(splits["val"]), speaker, fold, folds)
+    return ({"train": SplitList(train), "val": SplitList(val), "held-out": SplitList(held), "test": splits["test"]},
+            f"{source}; cross-validation fold {fold + 1} of {folds} over train + val, grouped by speaker "
+            f"(epochs chosen on {len({speaker(i) for i in val})} kept speakers)")
 
 
 def which_set(stem: str, val_pct: float, test_pct: float) -> str:

@@ -15,11 +15,12 @@ def test_a_fold_repartitions_train_and_val_by_speaker_and_keeps_the_test_split(t
     held_out = []
     for fold in range(3):
         s, source = task.splits(Context(data_dir=tiny_data / "data", log=lambda m: None, fold=(fold, 3)), section)
-        assert sorted(s["train"] + s["val"]) == sorted(base["train"] + base["val"])
+        assert sorted(s["train"] + s["val"] + s["held-out"]) == sorted(base["train"] + base["val"])
         assert s["test"] == base["test"]
-        assert not {msc.speaker(i) for i in s["train"]} & {msc.speaker(i) for i in s["val"]}
+        speakers = [{msc.speaker(i) for i in s[part]} for part in ("train", "val", "held-out")]
+        assert all(speakers) and not (speakers[0] & speakers[1] or speakers[0] & speakers[2] or speakers[1] & speakers[2])
         assert f"fold {fold + 1} of 3" in source
-        held_out += s["val"]
+        held_out += s["held-out"]
     assert sorted(held_out) == sorted(base["train"] + base["val"])
 
 
@@ -35,7 +36,7 @@ def test_cv_builds_folds_in_worker_processes_with_the_test_split_sealed(tiny_dat
     section = constraints.load_file(tiny_data / "constraints" / "tiny" / "version-a.toml").task("kws")
     for r in rep["rows"]:
         s, _ = get_task("kws").splits(Context(data_dir=tiny_data / "data", log=lambda m: None, fold=(r["fold"], 2)), section)
-        held_out = {"/".join(item) for item in s["val"]}
+        held_out = {"/".join(item) for item in s["held-out"]}
         assert set(r["misses"]) <= held_out
         assert len(r["misses"]) == round(len(held_out) * (1 - r["metrics"]["accuracy_pct"] / 100))
     missed = sum(len(r["misses"]) for r in rep["rows"])

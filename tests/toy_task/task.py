@@ -41,7 +41,7 @@ class ToyTask(TaskBase):
     def data(self, section, split, fold=None):
         """Fixed synthetic data (its own seed): 60/20/20 % of `samples` rows, y = x·w + noise.
 
-        With a fold (i, k), train and val are re-drawn from the first 80 % (groups of 5 consecutive rows)."""
+        With a fold (i, k), train, val and held-out are re-drawn from the first 80 % (groups of 5 consecutive rows)."""
         rng = np.random.default_rng(7)
         n = section["samples"]
         x = rng.normal(size=(n, 4)).astype(np.float32)
@@ -49,8 +49,8 @@ class ToyTask(TaskBase):
         a, b = int(0.6 * n), int(0.8 * n)
         rows = {"train": np.arange(a), "val": np.arange(a, b), "test": np.arange(b, n)}
         if fold and split != "test":
-            kept, held = folds.split_pool(range(b), lambda i: f"rows {i // 5}", *fold)
-            rows.update(train=np.array(kept), val=np.array(held))
+            parts = folds.fold_parts(range(b), lambda i: f"rows {i // 5}", *fold)
+            rows.update(zip(("train", "val", "held-out"), map(np.array, parts)))
         return x[rows[split]], y[rows[split]]
 
     def data_fingerprint(self, ctx, section, recipe):
