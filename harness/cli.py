@@ -170,9 +170,10 @@ def cmd_summarize(args) -> int:
     suites = sorted({r["suite"] for r in report.load_reports(out)})
     if not suites:
         raise HarnessError(f"{out}: no version reports to summarize")
+    pages = report.rerender(out)
     for suite in suites:
         report.write_summaries(out, suite)
-    _log(f"-> {out / 'summary.md'} ({len(suites)} suite(s))")
+    _log(f"-> {len(pages)} version page(s) and {out / 'summary.md'} ({len(suites)} suite(s))")
     return 0
 
 
@@ -304,7 +305,7 @@ def parser() -> argparse.ArgumentParser:
     il = sub.add_parser("import-latency", parents=[common], help="add a device's JSON (from a bundle) to its version's tables")
     il.add_argument("file", help="device-latency-<device>.json written by the bundle's script")
     il.set_defaults(fn=cmd_import_latency)
-    sm = sub.add_parser("summarize", help="rewrite the summaries of a results folder from its version reports")
+    sm = sub.add_parser("summarize", help="rewrite the version pages and summaries of a results folder from its report.json files")
     sm.add_argument("--out", default=results, help="results folder (default: results/)")
     sm.set_defaults(fn=cmd_summarize)
     ls = sub.add_parser("list", help="list suites and versions")

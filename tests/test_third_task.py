@@ -62,3 +62,22 @@ def test_the_same_search_seed_gives_the_same_trials(tmp_path, toy):
                                   storage=search.open_storage(str(tmp_path / run_dir / "toy" / "search-a-toy.journal")))
         params.append([t.params for t in study.trials])
     assert params[0] == params[1] and len(params[0]) == 4
+
+
+def test_a_version_page_names_the_host_that_measured_each_task_and_summarize_rerenders_it(tmp_path, toy):
+    ctx = Context(data_dir=tmp_path, log=lambda m: None)
+    out = tmp_path / "out"
+    run.run_version(ctx, "toy", "a", out_dir=out, seeds=1, constraints_dir=TOY / "constraints")
+    page = out / "toy" / "version-a" / "report.md"
+    record = page.with_name("report.json")
+    rep = json.loads(record.read_text())
+    # a task kept from an earlier run on another machine: its host, not this run's, measured it
+    rep["tasks"][0]["host_line"] = "Other CPU (x86_64, 2 cores)"
+    record.write_text(json.dumps(rep))
+    from harness import cli
+    assert cli.main(["summarize", "--out", str(out)]) == 0
+    header = next(line for line in page.read_text().splitlines() if line.startswith("- Latency host"))
+    assert "Other CPU (x86_64, 2 cores)" in header and rep["host_line"] not in header
+    summary = (out / "summary.md").read_text()
+    assert "Other CPU (x86_64, 2 cores)" in summary and rep["host_line"] not in summary
+    assert json.loads(record.read_text()) == rep  # the record itself is not rewritten

@@ -107,6 +107,15 @@ def task_verdict(task: dict) -> str:
             + ("; the imported device latency misses the limit" if device else ""))
 
 
+def task_hosts(rep: dict) -> list[tuple[str, list[str]]]:
+    """(host line, task titles) for each host that measured a task: a one-task run keeps the other tasks'
+    earlier results, which another machine may have measured."""
+    hosts: dict[str, list[str]] = {}
+    for task in rep["tasks"]:
+        hosts.setdefault(task.get("host_line") or rep["host_line"], []).append(task["title"])
+    return list(hosts.items()) or [(rep["host_line"], [])]
+
+
 def version_markdown(rep: dict) -> str:
     c = rep["constraints"]
     lines = [
@@ -120,9 +129,12 @@ def version_markdown(rep: dict) -> str:
                      "from group reports. PASS/FAIL here is not equivalent to the other suites.")
     if c.get("status_note"):
         lines.append(f"- Note: {c['status_note']}")
+    hosts = task_hosts(rep)
+    where = (hosts[0][0] if len(hosts) == 1 else
+             "; ".join(f"{line} ({', '.join(titles)})" for line, titles in hosts))
     lines += [
-        f"- Latency host: {rep['host_line']}. **This is not the course's device** "
-        f"(Raspberry Pi / Deepnote): latency rows are this host's figures under the course protocol.",
+        f"- Latency host{'s' if len(hosts) > 1 else ''}: {where}. **This is not the course's device** "
+        f"(Raspberry Pi / Deepnote): latency rows are that host's figures under the course protocol.",
         "- Verdict rule: a version passes when every seed of every task passes every limit. *Marginal*: a PASS whose "
         "95 % interval reaches the limit (another test draw of the same size could fail it).",
         "",
@@ -203,7 +215,7 @@ def summary_rows(reports: list[dict]) -> list[list[str]]:
 
 def summary_markdown(reports: list[dict], title: str) -> str:
     commits = sorted({t.get("commit", r["commit"]) for r in reports for t in r["tasks"]})
-    hosts = sorted({r["host_line"] for r in reports})
+    hosts = sorted({line for r in reports for line, _ in task_hosts(r)})
     body = tabulate(summary_rows(reports), headers=["Suite", "Version", "Task", "Measured (shipped artifact)", "Result"],
                     tablefmt="github", disable_numparse=True)
     return (f"# {title}\n\nGenerated from the per-version JSON reports (commits: {', '.join(commits)}). "
@@ -222,6 +234,16 @@ def load_reports(folder: Path) -> list[dict]:
         except (OSError, json.JSONDecodeError):
             continue  # a broken file: the run that owns it rewrites it
     return out
+
+
+def rerender(folder: Path) -> list[Path]:
+    """Rewrite every version's report.md and report.tex from its report.json (the JSON is the record)."""
+    written = []
+    for rep in load_reports(folder):
+        page = Path(folder) / rep.pop("_path")
+        atomic.write_text(page.with_suffix(".tex"), version_latex(rep))
+        written.append(atomic.write_text(page, version_markdown(rep)))
+    return written
 
 
 def write_summaries(out_dir: Path, suite: str) -> None:
