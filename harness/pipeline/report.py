@@ -189,8 +189,14 @@ def version_latex(rep: dict) -> str:
 
 def write_version(folder: Path, rep: dict) -> Path:
     atomic.write_json(folder / "report.json", rep)
-    atomic.write_text(folder / "report.tex", version_latex(rep))
-    return atomic.write_text(folder / "report.md", version_markdown(rep))
+    return _write_pages(folder / "report.md", rep)
+
+
+def _write_pages(page: Path, rep: dict) -> Path:
+    # Rendered from the record as stored (keys sorted), so a page re-rendered later is the same page.
+    rep = json.loads(json.dumps(rep, sort_keys=True, default=str))
+    atomic.write_text(page.with_suffix(".tex"), version_latex(rep))
+    return atomic.write_text(page, version_markdown(rep))
 
 
 def summary_rows(reports: list[dict]) -> list[list[str]]:
@@ -240,9 +246,7 @@ def rerender(folder: Path) -> list[Path]:
     """Rewrite every version's report.md and report.tex from its report.json (the JSON is the record)."""
     written = []
     for rep in load_reports(folder):
-        page = Path(folder) / rep.pop("_path")
-        atomic.write_text(page.with_suffix(".tex"), version_latex(rep))
-        written.append(atomic.write_text(page, version_markdown(rep)))
+        written.append(_write_pages(Path(folder) / rep.pop("_path"), rep))
     return written
 
 
