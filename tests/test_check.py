@@ -142,3 +142,14 @@ def test_missed_items_are_counted_over_seeds_most_missed_first():
     assert [(r["item"], r["seeds"]) for r in missed] == [("up/a", [1, 2]), ("down/b", [1])]
     title, body = missed_section(missed, 3, "test")
     assert "2 test item(s) are missed by at least one seed, 0 by every seed" in body and "| `up/a`   | 2/3" in body
+
+
+def test_a_progress_line_judges_what_was_measured_and_says_when_latency_was_skipped():
+    from harness.pipeline.run import progress_word
+
+    acc = {"passed": True, "measured": 95.0}
+    info = {"passed": None, "measured": 1.0}
+    assert progress_word([acc, info], latency=True) == "PASS"
+    assert progress_word([acc, {"passed": False, "measured": None}], latency=True) == "FAIL"
+    assert progress_word([acc], latency=False) == "PASS on the measured limits"
+    assert progress_word([acc, {"passed": False, "measured": 1e6}], latency=False) == "FAIL on the measured limits"
