@@ -51,6 +51,21 @@ def test_cli_bad_input_is_one_line_on_stderr(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_every_command_prints_its_help():
+    """Help text goes through %-formatting: a bare '%' in any option's help (task options included) crashes --help."""
+    import argparse
+
+    from harness.cli import parser
+
+    p = parser()
+    commands = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction)).choices
+    assert {"run", "cv", "check", "grade"} <= set(commands)
+    for name, sp in commands.items():
+        text = sp.format_help()
+        assert text.startswith("usage: python -m harness " + name), name
+    assert "°C/%RH" in commands["check"].format_help()
+
+
 def test_cli_unknown_version(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "harness", "run", "--suite", "ml4iot-2023", "--version", "z"],
                           cwd=ROOT, capture_output=True, text=True, timeout=60)
