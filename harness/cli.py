@@ -53,6 +53,8 @@ def _task_options(p: argparse.ArgumentParser, check: bool = False) -> None:
         for flag, kw in t.cli_options + (t.check_options if check else ()):
             if flag not in seen:
                 seen.add(flag)
+                if "help" in kw:  # argparse %-formats help; a task writes plain text (°C/%RH)
+                    kw = {**kw, "help": kw["help"].replace("%", "%%")}
                 p.add_argument(flag, **kw)
 
 

@@ -52,7 +52,7 @@ def test_cli_bad_input_is_one_line_on_stderr(tmp_path):
 
 
 def test_every_command_prints_its_help():
-    """Help text goes through %-formatting: a bare '%' in any option's help (task options included) crashes --help."""
+    """Help text goes through %-formatting: a task's plain '%' (°C/%RH) must not crash --help."""
     import argparse
 
     from harness.cli import parser

@@ -14,7 +14,7 @@ class UserFiles:
 
     # How a user's own file takes its inputs (`check`/`grade`): the course's Lab 3 normalized them outside the model.
     check_options = (
-        ("--inputs", {"choices": ("physical", "normalized"), "help": "forecast: the file takes °C/%%RH (physical, "
+        ("--inputs", {"choices": ("physical", "normalized"), "help": "forecast: the file takes °C/%RH (physical, "
                       "default) or (x - mean) / (std + 1e-6) as the course's Lab 3 pipeline fed it (normalized)"}),
         ("--norm-stats", {"dest": "norm_stats", "help": "forecast, with --inputs normalized: 'train' (this profile's "
                           "train split, default), 'lab' (the lab's hard-coded 2009-2016 statistics) or "
