@@ -60,6 +60,8 @@ def _task_options(p: argparse.ArgumentParser, check: bool = False) -> None:
 
 def cmd_run(args) -> int:
     from harness.core import constraints
+    from harness.pipeline import builds as build_cache
+    from harness.pipeline import plan as run_plan
     from harness.pipeline import run
 
     suites = constraints.suites() if args.suite == "all" else [args.suite]
@@ -70,11 +72,9 @@ def cmd_run(args) -> int:
         plan = [(s_, v) for s_, v in plan if set(args.task) & set(constraints.load(s_, v).tasks)]
         if not plan:
             raise HarnessError(f"no version of {args.suite} has the task(s) {', '.join(args.task)}")
-    _ensure_data(ctx, plan, args.task)
+    run_plan.check(ctx, plan, args.task, _recipe_map(args.recipe), args.set)  # every problem, before any build
     failed = []
     totals: dict[str, float] = {}
-    from harness.pipeline import builds as build_cache
-
     started, started_utc, builds = time.perf_counter(), run.utc_now(), []
     cached_before = build_cache.cached_keys()  # a build another version of this run made is not "from the cache"
     for suite, v in plan:
@@ -103,27 +103,6 @@ def cmd_run(args) -> int:
          f"record {record}); "
          + (f"FAIL: {', '.join(failed)}" if failed else "every version PASS"))
     return 1 if failed and args.strict else 0
-
-
-def _ensure_data(ctx, plan, only_tasks) -> None:
-    """Every dataset the planned runs need, checked up front: offline, the message names all that are missing."""
-    from harness.core import constraints
-    from harness.core.task import get
-
-    problems, seen = [], set()
-    for suite, v in plan:
-        cons = constraints.load(suite, v)
-        for name in cons.tasks:
-            if only_tasks and name not in only_tasks:
-                continue
-            try:
-                get(name).ensure_data(ctx, cons.task(name))
-            except HarnessError as e:
-                if str(e) not in seen:
-                    seen.add(str(e))
-                    problems.append(str(e))
-    if problems:
-        raise HarnessError(" | ".join(problems))
 
 
 def cmd_check(args) -> int:

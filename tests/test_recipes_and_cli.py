@@ -106,3 +106,47 @@ def test_cli_task_filter_skips_versions_without_that_task(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "harness", "run", "--suite", "ml4iot-2022", "--task", "nope",
                            "--out", str(tmp_path / "out")], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "no version of ml4iot-2022 has the task(s) nope" in proc.stderr
+
+
+def test_a_run_checks_every_planned_recipe_before_it_builds_anything(tmp_path, shared_data):
+    """`run --suite all` with a recipe the last editions refuse (zlib) and a keyword the corpus lacks stops at once,
+    every problem named on one line: before the check, the first versions trained and published first."""
+    recipe = tmp_path / "mine.toml"
+    recipe.write_text(recipes.default_path(get("kws"), "ml4iot-2021", "a").read_text()
+                      + '\n[auxiliary]\nlabels = ["marvin"]\n')
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "harness", "run", "--suite", "all", "--task", "kws",
+                           "--recipe", f"kws={recipe}", "--data-dir", str(shared_data), "--out", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1
+    assert f"{recipe}: recipe key 'auxiliary.labels': 'marvin' not a keyword of the corpus" in errors[0]
+    for suite in ("ml4iot-2023", "ml4iot-2024", "ml4iot-2025"):
+        assert f"{recipe}: package.format 'zlib' is not accepted by constraints/{suite}/version-a.toml" in errors[0]
+    assert not out.exists()
+
+
+def test_a_recipe_based_on_another_replaces_its_keys_one_by_one(tmp_path):
+    task = get("kws")
+    base = recipes.default_path(task, "ml4iot-2022", "b")
+    (tmp_path / "base.toml").write_text(base.read_text())
+    (tmp_path / "mine.toml").write_text('based_on = "base.toml"\n[train]\nepochs = 3\n[model]\nwidth = 0.5\n')
+    mine, theirs = recipes.load(tmp_path / "mine.toml", task).data, recipes.load(base, task).data
+    assert (mine["train"]["epochs"], mine["model"]["width"]) == (3, 0.5)
+    assert mine["train"] == {**theirs["train"], "epochs": 3}  # the rest of the table is kept
+    assert mine["model"]["name"] == theirs["model"]["name"] and mine["features"] == theirs["features"]
+    assert "based_on" not in mine  # resolved away: the build key sees the keys, not how they were written
+    shipped = recipes.load(recipes.default_path(task, "ml4iot-2021", "c"), task).data
+    assert shipped == theirs  # the shipped 2021 c recipe is 2022 b's
+    assert recipes.load(tmp_path / "mine.toml", task, ["train.epochs=4"])["train"]["epochs"] == 4
+
+    (tmp_path / "a.toml").write_text('based_on = "b.toml"\n')
+    (tmp_path / "b.toml").write_text('based_on = "a.toml"\n')
+    (tmp_path / "gone.toml").write_text('based_on = "nowhere.toml"\n')
+    (tmp_path / "typed.toml").write_text('based_on = 3\n')
+    for name, message in (("a.toml", r"b.toml: key 'based_on': a.toml is based on this file again"),
+                          ("gone.toml", r"gone.toml: key 'based_on': .*nowhere.toml not found"),
+                          ("typed.toml", r"typed.toml: key 'based_on' must be a recipe file name")):
+        with pytest.raises(HarnessError, match=message):
+            recipes.load(tmp_path / name, task)

@@ -114,8 +114,34 @@ def validate_recipe(raw: dict, where: str, task_name: str, extra_schema: dict, m
     return Recipe(path=where, data=data)
 
 
+def read_recipe(path: str | Path, _within: tuple[Path, ...] = ()) -> dict:
+    """A recipe file's keys. `based_on = "other.toml"` (beside this file) starts from that recipe's keys, and
+    this file's keys replace them one by one (a table replaces key by key, not whole): two versions that share a
+    recipe keep one copy of it."""
+    path = Path(path)
+    raw = read_toml(path)
+    base = raw.pop("based_on", None)
+    if base is None:
+        return raw
+    if not isinstance(base, str) or not base:
+        raise HarnessError(f"{path}: key 'based_on' must be a recipe file name, e.g. \"ml4iot-2022-b.toml\"")
+    base_path = path.parent / base
+    if not base_path.is_file():
+        raise HarnessError(f"{path}: key 'based_on': {base_path} not found")
+    if base_path.resolve() in (*_within, path.resolve()):
+        raise HarnessError(f"{path}: key 'based_on': {base} is based on this file again (a loop)")
+    return _merged(read_recipe(base_path, (*_within, path.resolve())), raw)
+
+
+def _merged(base: dict, own: dict) -> dict:
+    out = dict(base)
+    for k, v in own.items():
+        out[k] = _merged(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+    return out
+
+
 def load(path: str | Path, task, overrides: list[str] | None = None) -> Recipe:
-    raw = apply_overrides(read_toml(path), overrides or [])
+    raw = apply_overrides(read_recipe(path), overrides or [])
     where = str(path) + (f" (with --set {' '.join(overrides)})" if overrides else "")
     recipe = validate_recipe(raw, where, task.name, task.recipe_schema, task.check_model)
     if recipe.data["ensemble"]["members"] > 1 and not getattr(task, "supports_ensemble", False):

@@ -147,6 +147,9 @@ class TaskBase:
     def ensure_data(self, ctx: Context, section: dict) -> None:
         """Find (or download) every input this section needs; raise HarnessError naming what is missing."""
 
+    def check_recipe_data(self, ctx: Context, section: dict, recipe: dict) -> None:
+        """Checks of a recipe that need the data (e.g. names the dataset must contain); run before any training."""
+
     def objectives(self, section: dict) -> list[tuple[str, str]]:
         """(name, direction) per search objective; default: the worst metric/limit ratio, then size."""
         return [("worst_limit_ratio", "minimize"), ("size_bytes", "minimize")]

@@ -14,12 +14,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from harness.core import check, constraints, recipes, stats
+from harness.core import check, constraints, stats
 from harness.core.errors import HarnessError
 from harness.core.paths import RESULTS_DIR, rel
 from harness.core.task import Context
-from harness.core.task import get as get_task
-from harness.pipeline import publish, report
+from harness.pipeline import plan, publish, report
 from harness.pipeline.builds import build_seeds, seeds_of, with_seed
 from harness.toolkit import atomic, hostinfo, package
 from harness.toolkit.measure.interpreter import runtimes_loading
@@ -158,16 +157,8 @@ def run_task(ctx: Context, cons, task_name: str, recipe_path: Path | None = None
 
     split="test" reports (and ships the recipe seed's artifact); split="val" (a search trial) or "held-out" (a
     cross-validation fold) is for selection and never opens the test split."""
-    task = get_task(task_name)
-    section = cons.task(task_name)
-    path = Path(recipe_path) if recipe_path else recipes.default_path(task, cons.suite, cons.version)
-    if not path.is_file():
-        raise HarnessError(f"{path}: no recipe for {cons.suite} version {cons.version} ({task_name}); pass --recipe {task_name}=FILE")
-    recipe = recipes.load(path, task, overrides)
+    task, section, recipe = plan.load_recipe(cons, task_name, recipe_path, overrides)
     fmt = recipe["package"]["format"]
-    if fmt not in section["size_formats"]:
-        raise HarnessError(f"{path}: package.format {fmt!r} is not accepted by {cons.rel_path} "
-                           f"(size_formats = {section['size_formats']})")
     seed_list = seeds_of(recipe, seeds)
     seconds = {}
     t0 = time.perf_counter()

@@ -40,16 +40,21 @@ def check_recipe(recipe: dict, where: str) -> None:
             raise HarnessError(f"{where}: key 'auxiliary.labels' is not available with {key}")
 
 
+def check_labels(auxiliary, corpus_labels, labels) -> None:
+    """Every auxiliary keyword is one of the corpus's and none of the version's."""
+    for bad, why in (([k for k in auxiliary if k not in corpus_labels], f"not a keyword of the corpus ({', '.join(corpus_labels)})"),
+                     ([k for k in auxiliary if k in labels], "already one of the version's labels")):
+        if bad:
+            raise HarnessError(f"recipe key 'auxiliary.labels': {', '.join(map(repr, bad))} {why}")
+
+
 def items(corpus, data_dir, kind: str, labels, auxiliary, fold_splits=None) -> list:
     """The auxiliary keywords' training clips under the version's split kind.
 
     In a cross-validation fold (fold_splits given) the pool is their train + val clips minus every clip of a
     held-out or validation speaker, so the fold's figure stays a figure on unseen speakers.
     """
-    for bad, why in (([k for k in auxiliary if k not in corpus.labels], f"not a keyword of the corpus ({', '.join(corpus.labels)})"),
-                     ([k for k in auxiliary if k in labels], "already one of the version's labels")):
-        if bad:
-            raise HarnessError(f"recipe key 'auxiliary.labels': {', '.join(map(repr, bad))} {why}")
+    check_labels(auxiliary, corpus.labels, labels)
     full, _ = sp.version_splits(corpus, data_dir, kind, auxiliary)
     if fold_splits is None:
         return list(full["train"])

@@ -109,6 +109,9 @@ class KwsTask(UserFiles, TaskBase):
         if section["split"] != "hash":
             msc.find_split_lists(ctx.data_dir)
 
+    def check_recipe_data(self, ctx, section, recipe) -> None:
+        auxiliary.check_labels(recipe["auxiliary"]["labels"], self.corpus(ctx).labels, section["labels"])
+
     def prepare(self, ctx, section, recipe) -> None:
         for split in ("train", "val"):
             self.features(ctx, section, recipe, split)
@@ -170,9 +173,11 @@ class KwsTask(UserFiles, TaskBase):
             ctx.log(f"  train {recipe['model']['name']}{member}: {model.count_params():,} params, input {list(x_tr.shape[1:])}, {len(x_tr)} training clips")
             trained, info = fit(model, (x_tr, y_tr_fit, x_val, y_val_fit), member_recipe, loss=loss, metrics=metrics,
                                 log=ctx.log, monitor=monitor, augment=augment_fn(recipe["augment"], copies), epoch_hook=ctx.epoch_hook)
+            params = model.count_params()  # the plain model's, without pruning or QAT wrappers
             if n_out > n_labels:  # the file keeps the version's outputs only
-                trained = model = auxiliary.keep_outputs(trained, models.build(recipe["model"], x_tr.shape[1:], n_labels))
-            return k.Sequential([trained, k.layers.Softmax(name="probabilities")], name="kws"), dict(info, params=int(model.count_params()))
+                trained = auxiliary.keep_outputs(trained, models.build(recipe["model"], x_tr.shape[1:], n_labels))
+                params = trained.count_params()
+            return k.Sequential([trained, k.layers.Softmax(name="probabilities")], name="kws"), dict(info, params=int(params))
 
         deployed, info = ensemble.train(recipe, train_one, name="kws")
         if in_graph:
