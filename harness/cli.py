@@ -72,13 +72,19 @@ def cmd_run(args) -> int:
         plan = [(s_, v) for s_, v in plan if set(args.task) & set(constraints.load(s_, v).tasks)]
         if not plan:
             raise HarnessError(f"no version of {args.suite} has the task(s) {', '.join(args.task)}")
-    run_plan.check(ctx, plan, args.task, _recipe_map(args.recipe), args.set)  # every problem, before any build
-    failed = []
-    totals: dict[str, float] = {}
     started, started_utc, builds = time.perf_counter(), run.utc_now(), []
     cached_before = build_cache.cached_keys()  # a build another version of this run made is not "from the cache"
+    recipe_paths = _recipe_map(args.recipe)
+    run_plan.check(ctx, plan, args.task, recipe_paths, args.set)  # every problem, before any build
+    failed = []
+    totals: dict[str, float] = {}
+    if not args.no_cache:  # every missing build first, on one pool; the versions then measure
+        built, seconds = run_plan.build_all(ctx, plan, args.task, recipe_paths, args.set, args.seeds, args.jobs)
+        if built:
+            _log(f"   {built} build(s) for the whole run: {seconds:.1f} s")
+            totals["build (train + convert)"] = seconds
     for suite, v in plan:
-        rep = run.run_version(ctx, suite, v, tasks=args.task, recipe_paths=_recipe_map(args.recipe),
+        rep = run.run_version(ctx, suite, v, tasks=args.task, recipe_paths=recipe_paths,
                               overrides=args.set, out_dir=Path(args.out), use_cache=not args.no_cache,
                               seeds=args.seeds, jobs=args.jobs)
         if not rep["passed"]:
@@ -87,7 +93,7 @@ def cmd_run(args) -> int:
             if args.task and t["task"] not in args.task:
                 continue  # kept from an earlier run
             _log("   stage times (" + t["task"] + "): " + ", ".join(f"{k} {s:.1f} s" for k, s in t["seconds"].items()))
-            builds += [(seed["build_key"] in cached_before, bool(seed["build_cached"])) for seed in t.get("seeds", [])]
+            builds += [(seed["build_key"], seed["build_key"] in cached_before) for seed in t.get("seeds", [])]
             for k, s in t["seconds"].items():
                 totals[k] = totals.get(k, 0.0) + s
     _log("stage totals: " + ", ".join(f"{k} {s:.1f} s" for k, s in totals.items()))
@@ -97,9 +103,10 @@ def cmd_run(args) -> int:
         "every_version": bool(args.all or not args.version), "versions": [f"{s_}/{v}" for s_, v in plan],
         "tasks": args.task, "seeds": args.seeds, "jobs": args.jobs, "overrides": args.set, "recipes": args.recipe,
         "use_cache": not args.no_cache, "started_utc": started_utc, "wall_seconds": round(wall, 1),
-        "builds": len(builds), "builds_cached": sum(before for before, _ in builds),
-        "builds_shared": sum(reused and not before for before, reused in builds), "failed": failed})
-    _log(f"done in {wall:.1f} s ({sum(b for b, _ in builds)} of {len(builds)} build(s) from an earlier run's cache; "
+        "builds": len(builds), "builds_cached": sum(before for _, before in builds),
+        "builds_shared": sum(not before and key in {k for k, _ in builds[:i]} for i, (key, before) in enumerate(builds)),
+        "failed": failed})
+    _log(f"done in {wall:.1f} s ({sum(b for _, b in builds)} of {len(builds)} build(s) from an earlier run's cache; "
          f"record {record}); "
          + (f"FAIL: {', '.join(failed)}" if failed else "every version PASS"))
     return 1 if failed and args.strict else 0

@@ -212,6 +212,24 @@ def test_every_run_command_leaves_a_record_and_the_benchmark_reads_the_full_run(
     assert "6000 s" in line and "NOT met" in line and "from the cache" not in line
 
 
+def test_a_run_builds_every_versions_seeds_on_one_pool_and_the_versions_then_only_measure(tmp_path, jena_slice, monkeypatch):
+    """Per version, 5 seeds on 2 workers leave one idle while the fifth trains: the run builds its whole plan first."""
+    from harness.pipeline import plan, workers
+
+    pools, real_pool = [], workers.pool
+    monkeypatch.setattr(workers, "pool", lambda jobs: pools.append(jobs) or real_pool(jobs))
+    ctx = Context(data_dir=tmp_path, options={"jena": [jena_slice]}, log=lambda m: None)
+    versions = [("ml4iot-2022", "a"), ("ml4iot-2022", "b")]
+    assert plan.build_all(ctx, versions, ["forecast"], None, OVERRIDES, seeds=2, jobs=2)[0] == 4  # 2 versions × 2 seeds
+    assert pools == [2]  # on one pool
+    assert plan.build_all(ctx, versions, ["forecast"], None, OVERRIDES, seeds=2, jobs=2)[0] == 0  # cached now
+    for suite, v in versions:
+        rep = run.run_version(ctx, suite, v, tasks=["forecast"], out_dir=tmp_path / "out", overrides=OVERRIDES,
+                              seeds=2, jobs=2)
+        assert [s["build_cached"] for s in rep["tasks"][0]["seeds"]] == [True, True]
+    assert pools == [2]  # the versions built nothing
+
+
 def test_the_commit_is_read_before_the_command_starts_and_then_kept(monkeypatch):
     """A long run names the code it started with, even if HEAD moves before it writes its reports."""
     import subprocess

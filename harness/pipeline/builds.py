@@ -133,7 +133,7 @@ def _build_worker(payload: dict) -> str:
     fold = payload.get("fold")
     ctx = Context(data_dir=Path(payload["data_dir"]), options=payload["options"], sealed_test=payload["sealed_test"],
                   fold=tuple(fold) if fold else None,
-                  log=lambda m: print(f"[seed {payload['seed']}] {m.strip()}", flush=True, file=sys.stdout))
+                  log=lambda m: print(f"[{payload['tag']}] {m.strip()}", flush=True, file=sys.stdout))
     task = get_task(payload["task"])
     recipe = Recipe(path=payload["recipe_path"], data=payload["recipe"])
     build_and_store(ctx, task, payload["section"], recipe, payload["key"])
@@ -156,19 +156,37 @@ def build_seeds(ctx: Context, task, section: dict, recipe: Recipe, data_fp: dict
     if missing and jobs > 1 and len(missing) > 1:
         task.prepare(ctx, section, recipe)  # fill the on-disk caches once, before the workers read them
         ctx.log(f"  building {len(missing)} seed(s), {jobs} at a time")
-        payloads = [{"task": task.name, "section": section, "recipe": with_seed(recipe, s).data, "recipe_path": recipe.path,
-                     "seed": s, "key": k, "data_dir": str(ctx.data_dir),
-                     "options": ctx.options, "sealed_test": ctx.sealed_test, "fold": ctx.fold} for s, k in missing]
-        with workers.pool(jobs) as pool:
-            for k in pool.map(_build_worker, payloads):
-                b = load_cached(k, ctx.log)
-                if b is None:
-                    raise HarnessError(f"{_cache_folder(k)}: a worker finished but its build is not in the cache")
-                found[k] = b
-                fresh.add(k)
+        found.update(build_in_workers(ctx, [payload(ctx, task, section, recipe, s, k) for s, k in missing], jobs))
+        fresh.update(k for _, k in missing)
     else:
         for s, k in missing:
             ctx.log(f"  seed {s}: building")
             found[k] = build_and_store(ctx, task, section, with_seed(recipe, s), k)
             fresh.add(k)
     return [(found[k], k not in fresh, k) for k in keys]
+
+
+def payload(ctx: Context, task, section: dict, recipe: Recipe, seed: int, key: str, tag: str | None = None) -> dict:
+    """What a worker process needs to build one seed (tag: its progress lines' prefix)."""
+    return {"task": task.name, "section": section, "recipe": with_seed(recipe, seed).data, "recipe_path": recipe.path,
+            "seed": seed, "key": key, "tag": tag or f"seed {seed}", "data_dir": str(ctx.data_dir),
+            "options": ctx.options, "sealed_test": ctx.sealed_test, "fold": ctx.fold}
+
+
+def build_in_workers(ctx: Context, payloads: list[dict], jobs: int) -> dict[str, Build]:
+    """{key: build} for payloads of distinct keys, built `jobs` at a time; each is read back from the cache and
+    verified. A worker that fails stops the command; the builds finished before it stay cached."""
+    from concurrent.futures import as_completed
+
+    found: dict[str, Build] = {}
+    with workers.pool(jobs) as pool:
+        futures = {pool.submit(_build_worker, p): p for p in payloads}
+        for done, future in enumerate(as_completed(futures), 1):
+            k = future.result()
+            b = load_cached(k, ctx.log)
+            if b is None:
+                raise HarnessError(f"{_cache_folder(k)}: a worker finished but its build is not in the cache")
+            found[k] = b
+            if len(payloads) > jobs:
+                ctx.log(f"  built {done}/{len(payloads)}: {futures[future]['tag']}")
+    return found

@@ -1,20 +1,24 @@
-"""What a run will build, checked before it builds anything.
+"""What a run will build: checked before it builds anything, then built on one pool of workers.
 
 A run over every suite trains for an hour; a missing dataset, a broken recipe file or a recipe key the data cannot
 satisfy in its last version must stop it in seconds, with every problem named, not after the first versions' builds.
+Built version by version, 5 seeds on 2 workers leave one worker idle while the fifth trains; built for the whole
+plan at once, both stay busy until the last few builds.
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from harness.core import constraints, recipes
 from harness.core.errors import HarnessError
 from harness.core.task import Context, get as get_task
+from harness.pipeline import builds
 
 
 def load_recipe(cons, task_name: str, recipe_path: Path | None = None, overrides: list[str] | None = None):
-    """(task, constraint section, recipe) for one task of one version: the recipe validated, its package format one
-    the version accepts."""
+    """(task, constraint section, recipe, recipe file) for one task of one version: the recipe validated, its
+    package format one the version accepts."""
     task = get_task(task_name)
     section = cons.task(task_name)
     path = Path(recipe_path) if recipe_path else recipes.default_path(task, cons.suite, cons.version)
@@ -26,7 +30,7 @@ def load_recipe(cons, task_name: str, recipe_path: Path | None = None, overrides
     if fmt not in section["size_formats"]:
         raise HarnessError(f"{path}: package.format {fmt!r} is not accepted by {cons.rel_path} "
                            f"(size_formats = {section['size_formats']})")
-    return task, section, recipe
+    return task, section, recipe, path
 
 
 def check(ctx: Context, plan: list[tuple[str, str]], only_tasks: list[str] | None = None,
@@ -35,9 +39,7 @@ def check(ctx: Context, plan: list[tuple[str, str]], only_tasks: list[str] | Non
     """Every dataset and every recipe the planned versions need; raise one HarnessError naming all problems.
 
     Data are checked first: a recipe's data checks (e.g. keyword names the corpus must have) need the data."""
-    root = constraints_dir or constraints.CONSTRAINTS_DIR
-    versions = [constraints.load(s, v, root=root) for s, v in plan]
-    wanted = [(cons, name) for cons in versions for name in cons.tasks if not only_tasks or name in only_tasks]
+    wanted = _wanted(plan, only_tasks, constraints_dir)
     problems: list[str] = []
 
     def attempt(fn, *args):
@@ -53,7 +55,7 @@ def check(ctx: Context, plan: list[tuple[str, str]], only_tasks: list[str] | Non
         raise HarnessError(" | ".join(problems))
 
     def recipe_and_data(cons, name):
-        task, section, recipe = load_recipe(cons, name, (recipe_paths or {}).get(name), overrides)
+        task, section, recipe, _ = load_recipe(cons, name, (recipe_paths or {}).get(name), overrides)
         try:
             task.check_recipe_data(ctx, section, recipe)
         except HarnessError as e:
@@ -63,3 +65,34 @@ def check(ctx: Context, plan: list[tuple[str, str]], only_tasks: list[str] | Non
         attempt(recipe_and_data, cons, name)
     if problems:
         raise HarnessError(" | ".join(problems))
+
+
+def build_all(ctx: Context, plan: list[tuple[str, str]], only_tasks: list[str] | None, recipe_paths: dict[str, Path] | None,
+              overrides: list[str] | None, seeds: int, jobs: int, constraints_dir: Path | None = None) -> tuple[int, float]:
+    """Every build the planned versions need that the cache lacks, `jobs` at a time on one pool; (built, seconds).
+    The versions then find them in the cache (verified there) and only measure."""
+    started = time.perf_counter()
+    todo, seen = [], set()
+    for cons, name in _wanted(plan, only_tasks, constraints_dir):
+        task, section, recipe, _ = load_recipe(cons, name, (recipe_paths or {}).get(name), overrides)
+        data_fp = task.data_fingerprint(ctx, section, recipe)
+        for seed in builds.seeds_of(recipe, seeds):
+            key = builds.build_key(task, section, builds.with_seed(recipe, seed), data_fp)
+            if key not in seen and builds.load_cached(key, ctx.log) is None:
+                todo.append((task, section, recipe, seed, key, f"{cons.suite}/{cons.version} {name} seed {seed}"))
+            seen.add(key)  # versions with the same build share it
+    if len(todo) < 2 or jobs < 2:
+        return 0, 0.0  # nothing to gain: the versions build it themselves
+    for i, (task, section, recipe, *_) in enumerate(todo):
+        if all(recipe is not other for _, _, other, *_ in todo[:i]):
+            task.prepare(ctx, section, recipe)  # fill the on-disk caches once, before the workers read them
+    ctx.log(f"building {len(todo)} model(s) for the whole run, {jobs} at a time")
+    builds.build_in_workers(ctx, [builds.payload(ctx, task, section, recipe, seed, key, tag)
+                                  for task, section, recipe, seed, key, tag in todo], jobs)
+    return len(todo), time.perf_counter() - started
+
+
+def _wanted(plan, only_tasks, constraints_dir) -> list:
+    root = constraints_dir or constraints.CONSTRAINTS_DIR
+    versions = [constraints.load(s, v, root=root) for s, v in plan]
+    return [(cons, name) for cons in versions for name in cons.tasks if not only_tasks or name in only_tasks]

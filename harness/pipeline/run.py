@@ -157,7 +157,7 @@ def run_task(ctx: Context, cons, task_name: str, recipe_path: Path | None = None
 
     split="test" reports (and ships the recipe seed's artifact); split="val" (a search trial) or "held-out" (a
     cross-validation fold) is for selection and never opens the test split."""
-    task, section, recipe = plan.load_recipe(cons, task_name, recipe_path, overrides)
+    task, section, recipe, path = plan.load_recipe(cons, task_name, recipe_path, overrides)
     fmt = recipe["package"]["format"]
     seed_list = seeds_of(recipe, seeds)
     seconds = {}
