@@ -75,11 +75,11 @@ def cmd_run(args) -> int:
     started, started_utc, builds = time.perf_counter(), run.utc_now(), []
     cached_before = build_cache.cached_keys()  # a build another version of this run made is not "from the cache"
     recipe_paths = _recipe_map(args.recipe)
-    run_plan.check(ctx, plan, args.task, recipe_paths, args.set)  # every problem, before any build
+    planned = run_plan.check(ctx, plan, args.task, recipe_paths, args.set)  # every problem, before any build
     failed = []
     totals: dict[str, float] = {}
     if not args.no_cache:  # every missing build first, on one pool; the versions then measure
-        built, seconds = run_plan.build_all(ctx, plan, args.task, recipe_paths, args.set, args.seeds, args.jobs)
+        built, seconds = run_plan.build_all(ctx, planned, args.seeds, args.jobs)
         if built:
             _log(f"   {built} build(s) for the whole run: {seconds:.1f} s")
             totals["build (train + convert)"] = seconds
@@ -98,13 +98,14 @@ def cmd_run(args) -> int:
                 totals[k] = totals.get(k, 0.0) + s
     _log("stage totals: " + ", ".join(f"{k} {s:.1f} s" for k, s in totals.items()))
     wall = time.perf_counter() - started
+    fresh = [key for key, before in builds if not before]
     record = run.record_run(Path(args.out), {
         "command": "python -m harness " + shlex.join(args.argv), "suites": suites, "every_suite": args.suite == "all",
         "every_version": bool(args.all or not args.version), "versions": [f"{s_}/{v}" for s_, v in plan],
         "tasks": args.task, "seeds": args.seeds, "jobs": args.jobs, "overrides": args.set, "recipes": args.recipe,
         "use_cache": not args.no_cache, "started_utc": started_utc, "wall_seconds": round(wall, 1),
         "builds": len(builds), "builds_cached": sum(before for _, before in builds),
-        "builds_shared": sum(not before and key in {k for k, _ in builds[:i]} for i, (key, before) in enumerate(builds)),
+        "builds_shared": len(fresh) - len(set(fresh)),  # built once in this run, used by another version too
         "failed": failed})
     _log(f"done in {wall:.1f} s ({sum(b for _, b in builds)} of {len(builds)} build(s) from an earlier run's cache; "
          f"record {record}); "

@@ -220,9 +220,10 @@ def test_a_run_builds_every_versions_seeds_on_one_pool_and_the_versions_then_onl
     monkeypatch.setattr(workers, "pool", lambda jobs: pools.append(jobs) or real_pool(jobs))
     ctx = Context(data_dir=tmp_path, options={"jena": [jena_slice]}, log=lambda m: None)
     versions = [("ml4iot-2022", "a"), ("ml4iot-2022", "b")]
-    assert plan.build_all(ctx, versions, ["forecast"], None, OVERRIDES, seeds=2, jobs=2)[0] == 4  # 2 versions × 2 seeds
+    planned = plan.check(ctx, versions, ["forecast"], None, OVERRIDES)
+    assert plan.build_all(ctx, planned, seeds=2, jobs=2)[0] == 4  # 2 versions × 2 seeds
     assert pools == [2]  # on one pool
-    assert plan.build_all(ctx, versions, ["forecast"], None, OVERRIDES, seeds=2, jobs=2)[0] == 0  # cached now
+    assert plan.build_all(ctx, planned, seeds=2, jobs=2)[0] == 0  # cached now
     for suite, v in versions:
         rep = run.run_version(ctx, suite, v, tasks=["forecast"], out_dir=tmp_path / "out", overrides=OVERRIDES,
                               seeds=2, jobs=2)

@@ -35,16 +35,19 @@ def load_recipe(cons, task_name: str, recipe_path: Path | None = None, overrides
 
 def check(ctx: Context, plan: list[tuple[str, str]], only_tasks: list[str] | None = None,
           recipe_paths: dict[str, Path] | None = None, overrides: list[str] | None = None,
-          constraints_dir: Path | None = None) -> None:
-    """Every dataset and every recipe the planned versions need; raise one HarnessError naming all problems.
+          constraints_dir: Path | None = None) -> list[tuple]:
+    """Every dataset and every recipe the planned versions need; raise one HarnessError naming all problems, else
+    return (version label, task, section, recipe) per planned task.
 
     Data are checked first: a recipe's data checks (e.g. keyword names the corpus must have) need the data."""
-    wanted = _wanted(plan, only_tasks, constraints_dir)
+    root = constraints_dir or constraints.CONSTRAINTS_DIR
+    wanted = [(cons, name) for cons in (constraints.load(s, v, root=root) for s, v in plan)
+              for name in cons.tasks if not only_tasks or name in only_tasks]
     problems: list[str] = []
 
     def attempt(fn, *args):
         try:
-            fn(*args)
+            return fn(*args)
         except HarnessError as e:
             if str(e) not in problems:
                 problems.append(str(e))
@@ -60,39 +63,32 @@ def check(ctx: Context, plan: list[tuple[str, str]], only_tasks: list[str] | Non
             task.check_recipe_data(ctx, section, recipe)
         except HarnessError as e:
             raise HarnessError(f"{recipe.path}: {e}") from None
+        return f"{cons.suite}/{cons.version} {name}", task, section, recipe
 
-    for cons, name in wanted:
-        attempt(recipe_and_data, cons, name)
+    planned = [attempt(recipe_and_data, cons, name) for cons, name in wanted]
     if problems:
         raise HarnessError(" | ".join(problems))
+    return planned
 
 
-def build_all(ctx: Context, plan: list[tuple[str, str]], only_tasks: list[str] | None, recipe_paths: dict[str, Path] | None,
-              overrides: list[str] | None, seeds: int, jobs: int, constraints_dir: Path | None = None) -> tuple[int, float]:
-    """Every build the planned versions need that the cache lacks, `jobs` at a time on one pool; (built, seconds).
+def build_all(ctx: Context, planned: list[tuple], seeds: int, jobs: int) -> tuple[int, float]:
+    """Every build the checked plan needs that the cache lacks, `jobs` at a time on one pool; (built, seconds).
     The versions then find them in the cache (verified there) and only measure."""
     started = time.perf_counter()
-    todo, seen = [], set()
-    for cons, name in _wanted(plan, only_tasks, constraints_dir):
-        task, section, recipe, _ = load_recipe(cons, name, (recipe_paths or {}).get(name), overrides)
+    payloads, seen = [], set()
+    for label, task, section, recipe in planned:
         data_fp = task.data_fingerprint(ctx, section, recipe)
+        missing = []
         for seed in builds.seeds_of(recipe, seeds):
             key = builds.build_key(task, section, builds.with_seed(recipe, seed), data_fp)
             if key not in seen and builds.load_cached(key, ctx.log) is None:
-                todo.append((task, section, recipe, seed, key, f"{cons.suite}/{cons.version} {name} seed {seed}"))
+                missing.append(builds.payload(ctx, task, section, recipe, seed, key, f"{label} seed {seed}"))
             seen.add(key)  # versions with the same build share it
-    if len(todo) < 2 or jobs < 2:
-        return 0, 0.0  # nothing to gain: the versions build it themselves
-    for i, (task, section, recipe, *_) in enumerate(todo):
-        if all(recipe is not other for _, _, other, *_ in todo[:i]):
+        if missing and jobs > 1:
             task.prepare(ctx, section, recipe)  # fill the on-disk caches once, before the workers read them
-    ctx.log(f"building {len(todo)} model(s) for the whole run, {jobs} at a time")
-    builds.build_in_workers(ctx, [builds.payload(ctx, task, section, recipe, seed, key, tag)
-                                  for task, section, recipe, seed, key, tag in todo], jobs)
-    return len(todo), time.perf_counter() - started
-
-
-def _wanted(plan, only_tasks, constraints_dir) -> list:
-    root = constraints_dir or constraints.CONSTRAINTS_DIR
-    versions = [constraints.load(s, v, root=root) for s, v in plan]
-    return [(cons, name) for cons in versions for name in cons.tasks if not only_tasks or name in only_tasks]
+        payloads += missing
+    if len(payloads) < 2 or jobs < 2:
+        return 0, 0.0  # nothing to gain: the versions build it themselves
+    ctx.log(f"building {len(payloads)} model(s) for the whole run, {jobs} at a time")
+    builds.build_in_workers(ctx, payloads, jobs)
+    return len(payloads), time.perf_counter() - started
