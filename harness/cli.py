@@ -60,57 +60,30 @@ def _task_options(p: argparse.ArgumentParser, check: bool = False) -> None:
 
 def cmd_run(args) -> int:
     from harness.core import constraints
-    from harness.pipeline import builds as build_cache
-    from harness.pipeline import plan as run_plan
     from harness.pipeline import run
+    from harness.pipeline.run_all import run_plan
 
     suites = constraints.suites() if args.suite == "all" else [args.suite]
-    ctx = _context(args)
     plan = [(suite, v) for suite in suites
             for v in (constraints.versions(suite) if (args.all or not args.version) else args.version)]
     if args.task:  # versions without any requested task are skipped, not an error
         plan = [(s_, v) for s_, v in plan if set(args.task) & set(constraints.load(s_, v).tasks)]
         if not plan:
             raise HarnessError(f"no version of {args.suite} has the task(s) {', '.join(args.task)}")
-    started, started_utc, builds = time.perf_counter(), run.utc_now(), []
-    cached_before = build_cache.cached_keys()  # a build another version of this run made is not "from the cache"
-    recipe_paths = _recipe_map(args.recipe)
-    planned = run_plan.check(ctx, plan, args.task, recipe_paths, args.set)  # every problem, before any build
-    failed = []
-    totals: dict[str, float] = {}
-    if not args.no_cache:  # every missing build first, on one pool; the versions then measure
-        built, seconds = run_plan.build_all(ctx, planned, args.seeds, args.jobs)
-        if built:
-            _log(f"   {built} build(s) for the whole run: {seconds:.1f} s")
-            totals["build (train + convert)"] = seconds
-    for suite, v in plan:
-        rep = run.run_version(ctx, suite, v, tasks=args.task, recipe_paths=recipe_paths,
-                              overrides=args.set, out_dir=Path(args.out), use_cache=not args.no_cache,
-                              seeds=args.seeds, jobs=args.jobs)
-        if not rep["passed"]:
-            failed.append(f"{suite}/{v}")
-        for t in rep["tasks"]:
-            if args.task and t["task"] not in args.task:
-                continue  # kept from an earlier run
-            _log("   stage times (" + t["task"] + "): " + ", ".join(f"{k} {s:.1f} s" for k, s in t["seconds"].items()))
-            builds += [(seed["build_key"], seed["build_key"] in cached_before) for seed in t.get("seeds", [])]
-            for k, s in t["seconds"].items():
-                totals[k] = totals.get(k, 0.0) + s
-    _log("stage totals: " + ", ".join(f"{k} {s:.1f} s" for k, s in totals.items()))
+    started, started_utc = time.perf_counter(), run.utc_now()
+    res = run_plan(_context(args), plan, args.task, _recipe_map(args.recipe), args.set, out_dir=Path(args.out),
+                   use_cache=not args.no_cache, seeds=args.seeds, jobs=args.jobs)
+    _log("stage totals: " + ", ".join(f"{k} {s:.1f} s" for k, s in res["seconds"].items()))
     wall = time.perf_counter() - started
-    fresh = [key for key, before in builds if not before]
     record = run.record_run(Path(args.out), {
         "command": "python -m harness " + shlex.join(args.argv), "suites": suites, "every_suite": args.suite == "all",
         "every_version": bool(args.all or not args.version), "versions": [f"{s_}/{v}" for s_, v in plan],
         "tasks": args.task, "seeds": args.seeds, "jobs": args.jobs, "overrides": args.set, "recipes": args.recipe,
         "use_cache": not args.no_cache, "started_utc": started_utc, "wall_seconds": round(wall, 1),
-        "builds": len(builds), "builds_cached": sum(before for _, before in builds),
-        "builds_shared": len(fresh) - len(set(fresh)),  # built once in this run, used by another version too
-        "failed": failed})
-    _log(f"done in {wall:.1f} s ({sum(b for _, b in builds)} of {len(builds)} build(s) from an earlier run's cache; "
-         f"record {record}); "
-         + (f"FAIL: {', '.join(failed)}" if failed else "every version PASS"))
-    return 1 if failed and args.strict else 0
+        **{k: res[k] for k in ("builds", "builds_cached", "builds_shared", "failed")}})
+    _log(f"done in {wall:.1f} s ({res['builds_cached']} of {res['builds']} build(s) from an earlier run's cache; "
+         f"record {record}); " + (f"FAIL: {', '.join(res['failed'])}" if res["failed"] else "every version PASS"))
+    return 1 if res["failed"] and args.strict else 0
 
 
 def cmd_check(args) -> int:

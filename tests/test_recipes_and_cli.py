@@ -127,6 +127,28 @@ def test_a_run_checks_every_planned_recipe_before_it_builds_anything(tmp_path, s
     assert not out.exists()
 
 
+def test_cv_and_search_check_the_recipe_against_the_data_before_they_train(tmp_path, shared_data):
+    """The same up-front check as a run: a keyword the corpus lacks stops cv and search naming the recipe file, before
+    any fold or trial trains (before, cv found it when a fold assembled its training set; search failed every trial)."""
+    from harness.core.task import Context
+    from harness.pipeline import crossval, search
+
+    recipe = tmp_path / "mine.toml"
+    recipe.write_text(recipes.default_path(get("kws"), "ml4iot-2025", "a").read_text().replace(
+        'labels = ["go", "left", "no", "right", "stop", "yes"]', 'labels = ["marvin"]'))
+    ctx = Context(data_dir=shared_data, use_cache=False)
+    problem = f"{recipe}: recipe key 'auxiliary.labels': 'marvin' not a keyword of the corpus"
+    with pytest.raises(HarnessError) as e:
+        crossval.cross_validate(ctx, "ml4iot-2025", "a", "kws", 5, recipe_path=recipe, out_dir=tmp_path / "cv")
+    assert problem in str(e.value)
+    storage = tmp_path / "study.db"
+    with pytest.raises(HarnessError) as e:
+        search.search(ctx, search.SearchConfig("ml4iot-2025", "a", "kws", trials=1, base_recipe=recipe,
+                                               storage=f"sqlite:///{storage}", out_dir=tmp_path / "search"))
+    assert problem in str(e.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.toml"]  # no folds, no study, no outputs
+
+
 def test_a_recipe_based_on_another_replaces_its_keys_one_by_one(tmp_path):
     task = get("kws")
     base = recipes.default_path(task, "ml4iot-2022", "b")

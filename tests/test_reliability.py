@@ -214,21 +214,21 @@ def test_every_run_command_leaves_a_record_and_the_benchmark_reads_the_full_run(
 
 def test_a_run_builds_every_versions_seeds_on_one_pool_and_the_versions_then_only_measure(tmp_path, jena_slice, monkeypatch):
     """Per version, 5 seeds on 2 workers leave one idle while the fifth trains: the run builds its whole plan first."""
-    from harness.pipeline import plan, workers
+    from harness.pipeline import plan, run_all, workers
 
     pools, real_pool = [], workers.pool
     monkeypatch.setattr(workers, "pool", lambda jobs: pools.append(jobs) or real_pool(jobs))
     ctx = Context(data_dir=tmp_path, options={"jena": [jena_slice]}, log=lambda m: None)
     versions = [("ml4iot-2022", "a"), ("ml4iot-2022", "b")]
-    planned = plan.check(ctx, versions, ["forecast"], None, OVERRIDES)
-    assert plan.build_all(ctx, planned, seeds=2, jobs=2)[0] == 4  # 2 versions × 2 seeds
-    assert pools == [2]  # on one pool
-    assert plan.build_all(ctx, planned, seeds=2, jobs=2)[0] == 0  # cached now
-    for suite, v in versions:
-        rep = run.run_version(ctx, suite, v, tasks=["forecast"], out_dir=tmp_path / "out", overrides=OVERRIDES,
-                              seeds=2, jobs=2)
-        assert [s["build_cached"] for s in rep["tasks"][0]["seeds"]] == [True, True]
-    assert pools == [2]  # the versions built nothing
+    res = run_all.run_plan(ctx, versions, ["forecast"], overrides=OVERRIDES, out_dir=tmp_path / "out", seeds=2, jobs=2)
+    assert pools == [2]  # 2 versions × 2 seeds on one pool; the versions built nothing
+    assert (res["builds"], res["builds_cached"], res["builds_shared"]) == (4, 0, 0)
+    assert plan.build_all(ctx, plan.check(ctx, versions, ["forecast"], None, OVERRIDES), seeds=2, jobs=2)[0] == 0
+    res = run_all.run_plan(ctx, versions, ["forecast"], overrides=OVERRIDES, out_dir=tmp_path / "out", seeds=2, jobs=2)
+    assert (res["builds"], res["builds_cached"], pools) == (4, 4, [2])  # from the cache, nothing built
+    rep = run.run_version(ctx, "ml4iot-2022", "a", tasks=["forecast"], out_dir=tmp_path / "out", overrides=OVERRIDES,
+                          seeds=2, jobs=2)
+    assert [s["build_cached"] for s in rep["tasks"][0]["seeds"]] == [True, True]
 
 
 def test_the_commit_is_read_before_the_command_starts_and_then_kept(monkeypatch):

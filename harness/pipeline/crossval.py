@@ -24,7 +24,7 @@ from harness.core.errors import HarnessError
 from harness.core.paths import rel
 from harness.core.task import Context
 from harness.core.task import get as get_task
-from harness.pipeline import publish, report, workers
+from harness.pipeline import plan, publish, report, workers
 from harness.pipeline.run import run_task
 from harness.toolkit import atomic, hostinfo
 
@@ -64,11 +64,12 @@ def cross_validate(ctx: Context, suite: str, version: str, task_name: str, folds
     if seeds < 1:
         raise HarnessError(f"--seeds {seeds}: cross-validation needs at least 1 seed per fold")
     cons = constraints.load(suite, version, constraints_dir)
-    section = cons.task(task_name)
+    if task_name not in cons.tasks:
+        raise HarnessError(f"{cons.rel_path} has no [{task_name}] table")
     path = Path(recipe_path) if recipe_path else recipes.default_path(task, suite, version)
-    recipe = recipes.load(path, task, overrides)  # fails here, before any fold, on a bad recipe or override
+    # the checks a run makes before its first build: data, recipe and overrides, package format, the recipe's data
+    (_, _, _, recipe), = plan.check(ctx, [(suite, version)], [task_name], {task_name: path}, overrides, constraints_dir)
     overrides = list(overrides or [])
-    task.ensure_data(ctx, section)
     payloads = [{"constraints": str(cons.path), "task": task_name, "task_module": type(task).__module__, "recipe_path": str(path), "overrides": overrides,
                  "fold": i, "folds": folds, "seed_set": r, "seed": recipe["seed"] + i + r * folds,
                  "data_dir": str(ctx.data_dir), "options": ctx.options, "use_cache": ctx.use_cache, "verbose": jobs > 1}

@@ -24,7 +24,7 @@ from harness.core import constraints, recipes
 from harness.core.errors import HarnessError
 from harness.core.task import Context
 from harness.core.task import get as get_task
-from harness.pipeline import run
+from harness.pipeline import plan, run
 from harness.pipeline.search.outputs import choose, pareto, plot, write_outputs  # noqa: F401
 from harness.pipeline.search.space import Param, load_space, overrides_of, suggest  # noqa: F401
 from harness.pipeline.search.storage import (  # noqa: F401
@@ -129,7 +129,9 @@ def search(ctx: Context, cfg: SearchConfig) -> dict:
     section = cons.task(cfg.task)
     space = load_space(cfg.space or (task.recipes_dir.parent / "search_space.toml"))
     base = Path(cfg.base_recipe or recipes.default_path(task, cfg.suite, cfg.version))
-    recipes.load(base, task, list(cfg.extra_overrides))  # fail fast on a broken base recipe
+    # fail fast, as a run does, on missing data, a broken base recipe or override, or a recipe the data cannot meet
+    plan.check(ctx, [(cfg.suite, cfg.version)], [cfg.task], {cfg.task: base}, list(cfg.extra_overrides),
+               cfg.constraints_dir)
     storage_spec = cfg.storage or default_storage(cfg.suite, cfg.version, cfg.task, cfg.out_dir)
     study_name = cfg.study or f"{cfg.suite}-{cfg.version}-{cfg.task}"
     objs = task.objectives(section)
