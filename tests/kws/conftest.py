@@ -69,6 +69,6 @@ def tiny_run(tiny_data):
     cons = constraints.load_file(tiny_data / "constraints" / "tiny" / "version-a.toml")
     ctx = Context(data_dir=tiny_data / "data", log=lambda m: None)
     folder = tiny_data / "results" / "tiny" / "version-a" / "kws"
-    out = run.run_task(ctx, cons, "kws", recipe_path=ROOT / "tasks/kws/recipes/ml4iot-2023-a.toml",
+    out = run.run_task(ctx, cons, "kws", recipe_path=ROOT / "tests/kws/pair_recipe.toml",
                        overrides=OVERRIDES, artifact_dir=folder, use_cache=False)
     return out, folder

@@ -106,7 +106,7 @@ def test_a_recipe_with_speeds_trains_on_the_copies_of_its_own_training_clips(tin
     monkeypatch.setenv(datasets.CACHE_DIR_ENV, str(tiny_data / "speed-cache"))
     cons = constraints.load_file(tiny_data / "constraints" / "tiny" / "version-a.toml")
     ctx = Context(data_dir=tiny_data / "data", log=lambda m: None)
-    out = run.run_task(ctx, cons, "kws", recipe_path=ROOT / "tasks/kws/recipes/ml4iot-2023-a.toml",
+    out = run.run_task(ctx, cons, "kws", recipe_path=ROOT / "tests/kws/pair_recipe.toml",
                        overrides=OVERRIDES + ["augment.speeds=[0.9, 1.1]"],
                        artifact_dir=tiny_data / "speed-run", use_cache=False)
     assert out.report["checks"] and seen["speeds"] == [0.9, 1.1] and len(seen["copies"]) == 2

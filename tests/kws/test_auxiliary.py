@@ -100,7 +100,7 @@ def test_a_run_trains_on_the_extra_clips_and_ships_the_versions_outputs_only(tin
     cons = constraints.load_file(tiny_data / "constraints" / "tiny" / "version-a.toml")
     ctx = Context(data_dir=tiny_data / "data", log=lines.append)
     folder = tiny_data / "aux-run"
-    out = run.run_task(ctx, cons, "kws", recipe_path=ROOT / "tasks/kws/recipes/ml4iot-2023-a.toml",
+    out = run.run_task(ctx, cons, "kws", recipe_path=ROOT / "tests/kws/pair_recipe.toml",
                        overrides=OVERRIDES + ['auxiliary.labels=["yes"]'], artifact_dir=folder, use_cache=False)
     assert out.report["checks"]
     assert any("60 training clips" in line for line in lines)  # 20 go + 20 stop + 20 yes

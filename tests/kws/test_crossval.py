@@ -27,7 +27,7 @@ def test_a_fold_repartitions_train_and_val_by_speaker_and_keeps_the_test_split(t
 def test_cv_builds_folds_in_worker_processes_with_the_test_split_sealed(tiny_data, tmp_path):
     ctx = Context(data_dir=tiny_data / "data", log=lambda m: None)
     rep = crossval.cross_validate(ctx, "tiny", "a", "kws", folds=2, jobs=2, overrides=OVERRIDES,
-                                  recipe_path=ROOT / "tasks/kws/recipes/ml4iot-2023-a.toml",
+                                  recipe_path=ROOT / "tests/kws/pair_recipe.toml",
                                   constraints_dir=tiny_data / "constraints", out_dir=tmp_path)
     assert [r["seed"] for r in rep["rows"]] == [1, 2]
     assert all("fold" in r["data_note"] and 0 <= r["metrics"]["accuracy_pct"] <= 100 for r in rep["rows"])

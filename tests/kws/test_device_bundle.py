@@ -24,7 +24,7 @@ ONLY = ("numpy", "numpy.libs", "ai_edge_litert")  # all the script may import be
 def version_run(tiny_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("out")
     ctx = Context(data_dir=tiny_data / "data", log=lambda m: None)
-    run.run_version(ctx, "tiny", "a", recipe_paths={"kws": ROOT / "tasks/kws/recipes/ml4iot-2023-a.toml"},
+    run.run_version(ctx, "tiny", "a", recipe_paths={"kws": ROOT / "tests/kws/pair_recipe.toml"},
                     overrides=OVERRIDES, out_dir=out, constraints_dir=tiny_data / "constraints")
     return out
 

@@ -38,7 +38,7 @@ def test_resampled_features_score_the_course_path_too(tiny_data, tmp_path):
     """At 8 kHz the grader's path resamples with scipy before tf.signal; both paths must agree."""
     cons = constraints.load_file(tiny_data / "constraints" / "tiny" / "version-a.toml")
     ctx = Context(data_dir=tiny_data / "data", log=lambda m: None)
-    out = run.run_task(ctx, cons, "kws", recipe_path=ROOT / "tasks/kws/recipes/ml4iot-2023-a.toml",
+    out = run.run_task(ctx, cons, "kws", recipe_path=ROOT / "tests/kws/pair_recipe.toml",
                        overrides=OVERRIDES + ["features.sampling_rate=8000", "features.num_mel_bins=16"], use_cache=False)
     d = out.report["details"]
     assert d["preprocessing_args"]["sampling_rate"] == 8000
@@ -228,7 +228,7 @@ def test_an_ensemble_recipe_ships_every_member_in_one_file(tiny_run, tiny_data):
     single, folder = tiny_run
     cons = constraints.load_file(tiny_data / "constraints" / "tiny" / "version-a.toml")
     ctx = Context(data_dir=tiny_data / "data", log=lambda m: None)
-    out = run.run_task(ctx, cons, "kws", recipe_path=ROOT / "tasks/kws/recipes/ml4iot-2023-a.toml",
+    out = run.run_task(ctx, cons, "kws", recipe_path=ROOT / "tests/kws/pair_recipe.toml",
                        overrides=OVERRIDES + ["ensemble.members=2"], use_cache=False)
     build = out.report["build"]
     assert [m["seed"] for m in build["members"]] == [1, 1001]  # the recipe seed, then one stride on

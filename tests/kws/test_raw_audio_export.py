@@ -29,7 +29,7 @@ def raw_run(tiny_data):
     """One version run (report, artifact, sidecar) of the tiny suite with the in-graph export."""
     out_dir = tiny_data / "results-raw"
     ctx = Context(data_dir=tiny_data / "data", log=lambda m: None)
-    rep = run.run_version(ctx, "tiny", "a", recipe_paths={"kws": ROOT / "tasks/kws/recipes/ml4iot-2023-a.toml"},
+    rep = run.run_version(ctx, "tiny", "a", recipe_paths={"kws": ROOT / "tests/kws/pair_recipe.toml"},
                           overrides=RAW, out_dir=out_dir, use_cache=False, constraints_dir=tiny_data / "constraints")
     return _Out(rep["tasks"][0]), out_dir / "tiny" / "version-a" / "kws"
 
@@ -73,7 +73,7 @@ def test_the_size_limit_counts_the_front_end_unless_the_edition_says_not(raw_run
     path.write_text(text)
     cons = constraints.load_file(path)
     ctx = Context(data_dir=tiny_data / "data", log=lambda m: None)
-    again = run.run_task(ctx, cons, "kws", recipe_path=ROOT / "tasks/kws/recipes/ml4iot-2023-a.toml", overrides=RAW)
+    again = run.run_task(ctx, cons, "kws", recipe_path=ROOT / "tests/kws/pair_recipe.toml", overrides=RAW)
     sizes = again.report["build"]["sizes_without_front_end"]
     assert again.report["metrics"]["size_bytes"] == sizes["zip"] < again.report["artifact"]["bytes"]
     assert "the size limit counts these" in dict(again.report["rows"])["Sizes of the same model without its front end"]
@@ -84,7 +84,7 @@ def test_in_graph_export_rejects_what_it_cannot_do():
     from harness.core.task import get
 
     task = get("kws")
-    base = ROOT / "tasks/kws/recipes/ml4iot-2023-a.toml"
+    base = ROOT / "tests/kws/pair_recipe.toml"
     with pytest.raises(HarnessError, match="sampling_rate must be 16000"):
         recipes.load(base, task, overrides=['export.front_end="in-graph"'])  # the recipe is at 8 kHz
     with pytest.raises(HarnessError, match="quantize.mode"):
