@@ -150,15 +150,45 @@ def full_run_record(folder: Path, seeds: int = 5) -> dict | None:
     return max(found, key=lambda r: r["finished_utc"]) if found else None
 
 
-def runtime_line(folder: Path, limit_s: float, seeds: int = 5) -> str:
+def _git_show(commit: str, path: str | None) -> str | None:
+    """The file at `commit` (path None: the commit itself), or None when git has no such object."""
+    import subprocess
+
+    spec = f"{commit}^{{commit}}" if path is None else f"{commit}:{path}"
+    try:
+        proc = subprocess.run(["git", "show", spec], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def recipes_changed_since(commit: str, show=_git_show) -> list[str] | None:
+    """Shipped recipe files whose keys (comments aside) differ from, or were not in, `commit`; None when git
+    cannot read that commit (no repository, a shallow clone)."""
+    if show(commit, None) is None:
+        return None
+    changed = []
+    for path in sorted((ROOT / "tasks").glob("*/recipes/*.toml")):
+        name = path.relative_to(ROOT).as_posix()
+        then = show(commit, name)
+        if then is None or tomllib.loads(then) != tomllib.loads(path.read_text()):
+            changed.append(name)
+    return changed
+
+
+def runtime_line(folder: Path, limit_s: float, seeds: int = 5, show=_git_show) -> str:
     rec = full_run_record(folder, seeds)
     if rec is None:
         return (f"runtime: no record of a full run with ≥ {seeds} seeds in {folder}/runs (every suite, shipped recipes): "
                 f"not measured (target ≤ {limit_s:.0f} s)")
     cold = (f"; {rec['builds_cached']} of {rec['builds']} builds came from an earlier run's cache, so this is not a cold timing"
             if rec["builds_cached"] else f"; cold: no build from an earlier run ({rec.get('builds_shared', 0)} shared within the run)")
+    changed = recipes_changed_since(rec["commit"], show)  # the timing is of the recipes of its commit
+    stale = ("; recipes not compared with that commit (git cannot read it)" if changed is None else
+             f"; **the shipped recipes changed since** ({', '.join(changed)}): this timing is of the earlier ones"
+             if changed else "")
     return (f"runtime: `{rec['command']}` at {rec['commit']} took {rec['wall_seconds']:.0f} s, finished "
-            f"{rec['finished_utc']} (target ≤ {limit_s:.0f} s: {_met(rec['wall_seconds'] <= limit_s)}){cold}")
+            f"{rec['finished_utc']} (target ≤ {limit_s:.0f} s: {_met(rec['wall_seconds'] <= limit_s)}){cold}{stale}")
 
 
 def main(argv=None) -> int:
