@@ -183,8 +183,9 @@ def runtime_line(folder: Path, limit_s: float, seeds: int = 5, show=_git_show) -
                 f"not measured (target ≤ {limit_s:.0f} s)")
     cold = (f"; {rec['builds_cached']} of {rec['builds']} builds came from an earlier run's cache, so this is not a cold timing"
             if rec["builds_cached"] else f"; cold: no build from an earlier run ({rec.get('builds_shared', 0)} shared within the run)")
-    changed = recipes_changed_since(rec["commit"], show)  # the timing is of the recipes of its commit
-    stale = ("; recipes not compared with that commit (git cannot read it)" if changed is None else
+    # the timing is of the recipes of its commit; a run from uncommitted code has no commit to compare with
+    changed = None if rec["commit"].endswith("+dirty") else recipes_changed_since(rec["commit"], show)
+    stale = ("; recipes not compared with that commit (uncommitted code, or git cannot read it)" if changed is None else
              f"; **the shipped recipes changed since** ({', '.join(changed)}): this timing is of the earlier ones"
              if changed else "")
     return (f"runtime: `{rec['command']}` at {rec['commit']} took {rec['wall_seconds']:.0f} s, finished "

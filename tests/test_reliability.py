@@ -235,6 +235,8 @@ def test_the_runtime_benchmark_says_when_the_shipped_recipes_changed_after_the_t
     missing = runtime_line(tmp_path, 5400, show=show(lambda path, text: None if path == gostop else text))
     assert f"({gostop})" in missing  # not in that commit: changed too
     assert "not compared" in runtime_line(tmp_path, 5400, show=lambda commit, path: None)
+    atomic.write_json(tmp_path / "runs" / "full.json", dict(record, commit="abc123+dirty"))
+    assert "not compared" in runtime_line(tmp_path, 5400, show=show(lambda path, text: text))  # not that commit's
 
 
 def test_a_run_builds_every_versions_seeds_on_one_pool_and_the_versions_then_only_measure(tmp_path, jena_slice, monkeypatch):

@@ -40,4 +40,3 @@ def run_plan(ctx: Context, versions: list[tuple[str, str]], tasks: list[str] | N
     fresh = [key for key in used if key not in cached_before]
     return {"failed": failed, "seconds": totals, "builds": len(used), "builds_cached": len(used) - len(fresh),
             "builds_shared": len(fresh) - len(set(fresh))}  # built once in this run, used by another version too
-
