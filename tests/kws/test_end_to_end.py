@@ -110,7 +110,8 @@ def test_recipe_with_bad_features_is_rejected():
 
 @pytest.mark.parametrize("name,params", [("cnn", {"width": 0.1}), ("ds_cnn", {"width": 0.1}), ("mlp", {"width": 0.1}),
                                          ("ds_cnn_s", {"width": 0.25, "residual": True}),
-                                         ("ds_cnn_s", {"width": 0.25, "subtract_time_mean": True})])
+                                         ("ds_cnn_s", {"width": 0.25, "subtract_time_mean": True}),
+                                         ("bc_resnet", {"width": 0.5})])
 def test_keras_and_tflite_agree(name, params):
     from harness.toolkit import convert
     from harness.toolkit.measure.interpreter import Runner
@@ -123,6 +124,24 @@ def test_keras_and_tflite_agree(name, params):
     deployed = keras().Sequential([m, keras().layers.Softmax()])
     runner = Runner(convert.to_tflite(deployed, "none"))
     np.testing.assert_allclose(runner.predict(x), deployed.predict(x, verbose=0), atol=1e-5)
+
+
+def test_bc_resnet_sub_bands_normalise_each_band_apart_and_survive_conversion():
+    from harness.toolkit import convert
+    from harness.toolkit.measure.interpreter import Runner
+    from harness.toolkit.tfsetup import keras, seed_everything
+    from tasks.kws import models
+
+    seed_everything(0)
+    m = models.build({"name": "bc_resnet", "width": 0.5, "sub_bands": 5}, (49, 40, 1), 8)
+    ssn = m.get_layer("s0b0_freq_ssn")
+    assert tuple(ssn.moving_mean.shape) == (1, 5, 1, 4)  # one statistic per (sub-band, channel): 5 bands of the 20 bins, 4 channels
+    x = np.random.default_rng(0).normal(size=(4, 49, 40, 1)).astype(np.float32)
+    deployed = keras().Sequential([m, keras().layers.Softmax()])
+    runner = Runner(convert.to_tflite(deployed, "none"))
+    np.testing.assert_allclose(runner.predict(x), deployed.predict(x, verbose=0), atol=1e-5)
+    with pytest.raises(HarnessError, match="sub_bands = 3 does not divide"):
+        models.build({"name": "bc_resnet", "sub_bands": 3}, (49, 40, 1), 8)
 
 
 def test_subtract_time_mean_makes_the_file_blind_to_a_constant_offset_per_coefficient():
