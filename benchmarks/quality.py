@@ -12,6 +12,8 @@ from pathlib import Path
 
 from tabulate import tabulate
 
+from harness.toolkit import hostinfo
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -152,14 +154,7 @@ def full_run_record(folder: Path, seeds: int = 5) -> dict | None:
 
 def _git_show(commit: str, path: str | None) -> str | None:
     """The file at `commit` (path None: the commit itself), or None when git has no such object."""
-    import subprocess
-
-    spec = f"{commit}^{{commit}}" if path is None else f"{commit}:{path}"
-    try:
-        proc = subprocess.run(["git", "show", spec], cwd=ROOT, capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return proc.stdout if proc.returncode == 0 else None
+    return hostinfo.git("show", f"{commit}^{{commit}}" if path is None else f"{commit}:{path}")
 
 
 def recipes_changed_since(commit: str, show=_git_show) -> list[str] | None:

@@ -282,6 +282,22 @@ def test_the_commit_is_read_before_the_command_starts_and_then_kept(monkeypatch)
         hostinfo.commit.cache_clear()
 
 
+@pytest.mark.parametrize("head,status,stamp", [("abc\n", "", "abc"), ("abc\n", " M harness/cli.py\n", "abc+dirty"),
+                                              (None, "", "unknown"), ("abc\n", None, "unknown")])
+def test_the_commit_stamp_marks_uncommitted_code_and_never_guesses(monkeypatch, head, status, stamp):
+    """A reference run must come from a clean commit: the stamp says '+dirty' when tracked code differs, and
+    'unknown' when git cannot tell (no repository, git missing), never a clean-looking sha."""
+    from harness.toolkit import hostinfo
+
+    assert hostinfo.git("show", "no-such-object-anywhere") is None  # a failing git call gives None, not ""
+    monkeypatch.setattr(hostinfo, "git", lambda *args, timeout=30: head if args[0] == "rev-parse" else status)
+    hostinfo.commit.cache_clear()
+    try:
+        assert hostinfo.commit() == stamp
+    finally:
+        hostinfo.commit.cache_clear()
+
+
 PARENT = """
 import sys, time
 from harness.pipeline import workers

@@ -52,16 +52,26 @@ def versions() -> dict:
     return out
 
 
+def git(*args: str, timeout: float = 30) -> str | None:
+    """`git ARGS` in the project's folder: its output, or None when git is missing, fails or has no such object."""
+    try:
+        proc = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return proc.stdout if proc.returncode == 0 else None
+
+
 @lru_cache(maxsize=1)
 def commit() -> str:
     """The code's commit, read once per process: a report names the code that ran, even if HEAD moves during
     a long run (the command line reads it before starting)."""
-    try:
-        sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results"], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
-        return (sha or "unknown") + ("+dirty" if sha and dirty else "")
-    except (OSError, subprocess.SubprocessError):
+    sha = (git("rev-parse", "--short=12", "HEAD", timeout=10) or "").strip()
+    if not sha:
         return "unknown"
+    dirty = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results", timeout=10)
+    if dirty is None:
+        return "unknown"  # cannot tell whether the code is the commit's
+    return sha + ("+dirty" if dirty.strip() else "")
 
 
 # Environment settings that change numerics (and so the bytes of a trained model), recorded with every build.
