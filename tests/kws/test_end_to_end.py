@@ -113,33 +113,33 @@ def test_recipe_with_bad_features_is_rejected():
                                          ("ds_cnn_s", {"width": 0.25, "subtract_time_mean": True}),
                                          ("bc_resnet", {"width": 0.5})])
 def test_keras_and_tflite_agree(name, params):
-    from harness.toolkit import convert
-    from harness.toolkit.measure.interpreter import Runner
-    from harness.toolkit.tfsetup import keras, seed_everything
+    from harness.toolkit.tfsetup import seed_everything
     from tasks.kws import models
 
     seed_everything(0)
-    m = models.build({"name": name, **params}, (49, 10, 1), 8)
-    x = np.random.default_rng(0).normal(size=(4, 49, 10, 1)).astype(np.float32)
+    _assert_the_file_computes_the_model(models.build({"name": name, **params}, (49, 10, 1), 8))
+
+
+def _assert_the_file_computes_the_model(m):
+    from harness.toolkit import convert
+    from harness.toolkit.measure.interpreter import Runner
+    from harness.toolkit.tfsetup import keras
+
+    x = np.random.default_rng(0).normal(size=(4, *m.input_shape[1:])).astype(np.float32)
     deployed = keras().Sequential([m, keras().layers.Softmax()])
     runner = Runner(convert.to_tflite(deployed, "none"))
     np.testing.assert_allclose(runner.predict(x), deployed.predict(x, verbose=0), atol=1e-5)
 
 
 def test_bc_resnet_sub_bands_normalise_each_band_apart_and_survive_conversion():
-    from harness.toolkit import convert
-    from harness.toolkit.measure.interpreter import Runner
-    from harness.toolkit.tfsetup import keras, seed_everything
+    from harness.toolkit.tfsetup import seed_everything
     from tasks.kws import models
 
     seed_everything(0)
     m = models.build({"name": "bc_resnet", "width": 0.5, "sub_bands": 5}, (49, 40, 1), 8)
     ssn = m.get_layer("s0b0_freq_ssn")
     assert tuple(ssn.moving_mean.shape) == (1, 5, 1, 4)  # one statistic per (sub-band, channel): 5 bands of the 20 bins, 4 channels
-    x = np.random.default_rng(0).normal(size=(4, 49, 40, 1)).astype(np.float32)
-    deployed = keras().Sequential([m, keras().layers.Softmax()])
-    runner = Runner(convert.to_tflite(deployed, "none"))
-    np.testing.assert_allclose(runner.predict(x), deployed.predict(x, verbose=0), atol=1e-5)
+    _assert_the_file_computes_the_model(m)
     with pytest.raises(HarnessError, match="sub_bands = 3 does not divide"):
         models.build({"name": "bc_resnet", "sub_bands": 3}, (49, 40, 1), 8)
 
