@@ -16,8 +16,9 @@ from harness.toolkit.train import fit
 from tasks.kws import data as msc
 from tasks.kws import features as feat
 from tasks.kws import latency as latency_protocol
-from tasks.kws import auxiliary, models
+from tasks.kws import auxiliary, distill, models
 from tasks.kws.augment import AUGMENT_SCHEMA, augment_fn
+from tasks.kws.objective import objective
 from tasks.kws.schemas import CONSTRAINT_SCHEMA, EXPORT_SCHEMA
 from tasks.kws.user_files import UserFiles
 
@@ -30,6 +31,7 @@ class KwsTask(UserFiles, TaskBase):
         "augment": Field(dict, default={}, schema=AUGMENT_SCHEMA),
         "export": Field(dict, default={}, schema=EXPORT_SCHEMA),
         "auxiliary": Field(dict, default={}, schema=auxiliary.AUXILIARY_SCHEMA),
+        "distill": Field(dict, default={}, schema=distill.DISTILL_SCHEMA),
     }
     build_keys = ("labels", "split")
     constraint_schema = CONSTRAINT_SCHEMA
@@ -82,6 +84,7 @@ class KwsTask(UserFiles, TaskBase):
             if data["augment"]["speeds"]:
                 raise HarnessError(f"{where}: key 'augment.speeds' is not available with export.front_end = \"in-graph\"")
         auxiliary.check_recipe(data, where)
+        distill.check_recipe(data, where, self.check_model)
         return data
 
     # -- data ---------------------------------------------------------------------------------
@@ -156,23 +159,17 @@ class KwsTask(UserFiles, TaskBase):
         if recipe["auxiliary"]["labels"]:
             x_tr, y_tr = auxiliary.with_clips(self, ctx, section, recipe, x_tr, y_tr)
         n_out = n_labels + len(recipe["auxiliary"]["labels"])
-        smoothing = recipe["train"]["label_smoothing"]
-        if smoothing:
-            loss = k.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=smoothing)
-            y_tr_fit, y_val_fit = np.eye(n_out, dtype=np.float32)[y_tr], np.eye(n_out, dtype=np.float32)[y_val]
-            metrics = ["categorical_accuracy"]
-            monitor = ("val_categorical_accuracy", "max")
-        else:
-            loss = k.losses.SparseCategoricalCrossentropy(from_logits=True)
-            y_tr_fit, y_val_fit = y_tr, y_val
-            metrics = ["sparse_categorical_accuracy"]
-            monitor = ("val_sparse_categorical_accuracy", "max")
+        augment = augment_fn(recipe["augment"], copies)
+        teacher_logits, teacher_info = None, None
+        if recipe["distill"]["weight"]:
+            *teacher_logits, teacher_info = distill.train_teacher(ctx, recipe, (x_tr, y_tr, x_val, y_val), n_out, augment)
+        loss, metrics, monitor, y_tr_fit, y_val_fit = objective(recipe, n_out, y_tr, y_val, teacher_logits)
 
         def train_one(member_recipe, member):
             model = models.build(recipe["model"], x_tr.shape[1:], n_out)
             ctx.log(f"  train {recipe['model']['name']}{member}: {model.count_params():,} params, input {list(x_tr.shape[1:])}, {len(x_tr)} training clips")
             trained, info = fit(model, (x_tr, y_tr_fit, x_val, y_val_fit), member_recipe, loss=loss, metrics=metrics,
-                                log=ctx.log, monitor=monitor, augment=augment_fn(recipe["augment"], copies), epoch_hook=ctx.epoch_hook)
+                                log=ctx.log, monitor=monitor, augment=augment, epoch_hook=ctx.epoch_hook)
             params = model.count_params()  # the plain model's, without pruning or QAT wrappers
             if n_out > n_labels:  # the file keeps the version's outputs only
                 trained = auxiliary.keep_outputs(trained, models.build(recipe["model"], x_tr.shape[1:], n_labels))
@@ -180,6 +177,8 @@ class KwsTask(UserFiles, TaskBase):
             return k.Sequential([trained, k.layers.Softmax(name="probabilities")], name="kws"), dict(info, params=int(params))
 
         deployed, info = ensemble.train(recipe, train_one, name="kws")
+        if teacher_info:
+            info["teacher"] = teacher_info
         if in_graph:
             return self.raw_audio_trained(ctx, section, recipe, deployed, info)
         return Trained(model=deployed, calibration=calibration, info=info)  # the first clips of the training list
