@@ -172,7 +172,8 @@ def version_markdown(rep: dict) -> str:
             lines += ["", f"### {title}", "", body, ""]
         built = task["build"].get("built_on") or {}
         if built:
-            lines.append(f"- Built on: {built.get('cpu')} ({', '.join(built.get('cpu_flags', []))}).")
+            lines.append(f"- Built on: {built.get('cpu')}{_cpu_id_text(built.get('cpu_id') or {})} "
+                         f"({', '.join(built.get('cpu_flags', []))}).")
         lines.append("- Stage times: " + ", ".join(f"{k} {v:.1f} s" for k, v in task["seconds"].items())
                      + (" (builds reused from cache)" if task["build_cached"] else "") + ".")
         lines.append("")
@@ -267,3 +268,10 @@ def missed_section(missed: list[dict], n_seeds: int, split: str, show: int = 20)
             + (f" The {show} most missed are listed; the JSON has all." if len(missed) > show else "") + "\n\n"
             + tabulate(rows, headers=["Item", "Seeds missing it", "True → predicted"], tablefmt="github", disable_numparse=True))
     return f"Items the seeds get wrong ({split} split)", body
+
+
+def _cpu_id_text(cpu_id: dict) -> str:
+    """", family 25 model 17 stepping 1, L2 1024 KiB, L3 32768 KiB" (empty for records made before it was kept)."""
+    parts = [" ".join(f"{k} {cpu_id[k]}" for k in ("family", "model", "stepping") if k in cpu_id)]
+    parts += [f"{level} {kib} KiB" for level, kib in cpu_id.get("cache_kib", {}).items() if level in ("L2", "L3")]
+    return "".join(f", {p}" for p in parts if p)

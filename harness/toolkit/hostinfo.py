@@ -100,10 +100,40 @@ def cpu_flags() -> list[str]:
     return []
 
 
+@lru_cache(maxsize=1)
+def cpu_identity(cpuinfo: Path = Path("/proc/cpuinfo"), cache_dir: Path = Path("/sys/devices/system/cpu/cpu0/cache")) -> dict:
+    """Vendor, family, model, stepping and cache sizes (KiB): what tells two CPUs of one model name apart (a
+    virtual machine often names its CPU "AMD EPYC" alone), and what oneDNN and OpenBLAS size their blocks by."""
+    keys = {"vendor_id": "vendor", "cpu family": "family", "model": "model", "stepping": "stepping"}
+    out: dict = {}
+    try:
+        for line in cpuinfo.read_text().splitlines():
+            key, _, value = line.partition(":")
+            name = keys.get(key.strip())
+            if name and name not in out:
+                out[name] = value.strip()
+            if not line.strip() and out:
+                break  # the first processor's block is enough
+    except OSError:
+        pass
+    caches = {}
+    for index in sorted(cache_dir.glob("index*")):
+        try:
+            level, kind, size = ((index / f).read_text().strip() for f in ("level", "type", "size"))
+        except OSError:
+            continue
+        name = f"L{level}" + {"Data": "d", "Instruction": "i"}.get(kind, "")
+        if size.endswith("K") and size[:-1].isdigit():
+            caches[name] = int(size[:-1])
+    if caches:
+        out["cache_kib"] = caches
+    return out
+
+
 def build_host() -> dict:
-    """Where a build ran: the CPU and its features, and the numeric settings in force."""
-    return {"cpu": cpu_model(), "machine": platform.machine(), "cpu_flags": cpu_flags(), "env": numeric_pins(),
-            "versions": versions()}
+    """Where a build ran: the CPU, its identity and features, and the numeric settings in force."""
+    return {"cpu": cpu_model(), "cpu_id": cpu_identity(), "machine": platform.machine(), "cpu_flags": cpu_flags(),
+            "env": numeric_pins(), "versions": versions()}
 
 
 def pid_alive(pid: int) -> bool:

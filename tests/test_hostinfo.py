@@ -1,0 +1,56 @@
+"""What a build records of the machine that made it: enough to tell whether another machine should give its bytes."""
+import json
+
+from harness.toolkit import hostinfo
+from tests.test_reliability import _run, jena_slice  # noqa: F401  (jena_slice: a fixture)
+
+CPUINFO = """processor\t: 0
+vendor_id\t: AuthenticAMD
+cpu family\t: 25
+model\t\t: 17
+model name\t: AMD EPYC
+stepping\t: 1
+cache size\t: 1024 KB
+flags\t\t: fpu sse4_2 avx avx2
+
+processor\t: 1
+vendor_id\t: GenuineIntel
+cpu family\t: 6
+model\t\t: 143
+stepping\t: 8
+"""
+
+
+def _cache(root, index, level, kind, size):
+    d = root / f"index{index}"
+    d.mkdir(parents=True)
+    for name, value in (("level", level), ("type", kind), ("size", size)):
+        (d / name).write_text(f"{value}\n")
+
+
+def test_the_cpu_identity_is_the_first_processors_family_model_stepping_and_caches(tmp_path):
+    (tmp_path / "cpuinfo").write_text(CPUINFO)
+    caches = tmp_path / "cache"
+    for i, (level, kind, size) in enumerate([(1, "Data", "32K"), (1, "Instruction", "32K"), (2, "Unified", "1024K"),
+                                             (3, "Unified", "32768K")]):
+        _cache(caches, i, level, kind, size)
+    got = hostinfo.cpu_identity.__wrapped__(tmp_path / "cpuinfo", caches)
+    assert got == {"vendor": "AuthenticAMD", "family": "25", "model": "17", "stepping": "1",
+                   "cache_kib": {"L1d": 32, "L1i": 32, "L2": 1024, "L3": 32768}}
+    # unreadable sources give what could be read, never an error
+    assert hostinfo.cpu_identity.__wrapped__(tmp_path / "missing", tmp_path / "none") == {}
+
+
+def test_every_build_records_the_cpu_that_made_it_and_the_table_names_it(tmp_path, jena_slice):  # noqa: F811
+    out = tmp_path / "results"
+    _run(tmp_path, jena_slice, out)
+    version = out / "ml4iot-2022" / "version-a"
+    seed = json.loads((version / "report.json").read_text())["tasks"][0]["seeds"][0]
+    built = seed["built_on"]
+    assert built["cpu_id"] == hostinfo.cpu_identity() and built["cpu_flags"] == hostinfo.cpu_flags()
+    assert built["env"] == hostinfo.numeric_pins() and built["versions"]["tensorflow"]
+    table = (version / "report.md").read_text()
+    line = next(x for x in table.splitlines() if x.startswith("- Built on: "))
+    cpu_id = hostinfo.cpu_identity()
+    if "family" in cpu_id:  # a Linux host
+        assert f"family {cpu_id['family']} model {cpu_id['model']}" in line
