@@ -12,15 +12,23 @@ from harness.core.paths import ROOT
 PACKAGES = ("tensorflow", "tf-keras", "tensorflow-model-optimization", "ai-edge-litert", "numpy", "pandas", "scipy", "soundfile")
 
 
+def _cpuinfo(path: Path = Path("/proc/cpuinfo")) -> dict:
+    """Each key's first value in /proc/cpuinfo (the first processor's); {} when it cannot be read."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return {}
+    out: dict = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            out.setdefault(key.strip(), value.strip())
+    return out
+
+
 @lru_cache(maxsize=1)
 def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return _cpuinfo().get("model name") or platform.processor() or platform.machine()
 
 
 @lru_cache(maxsize=1)
@@ -90,32 +98,18 @@ def numeric_pins() -> dict:
 @lru_cache(maxsize=1)
 def cpu_flags() -> list[str]:
     """The SIMD features that TensorFlow's oneDNN, XNNPACK and numpy dispatch on at run time."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(("flags", "Features")):
-                have = set(line.split(":", 1)[1].split())
-                return [f for f in CPU_FLAGS if f in have]
-    except OSError:
-        pass
-    return []
+    info = _cpuinfo()
+    have = set((info.get("flags") or info.get("Features") or "").split())  # x86 / Arm
+    return [f for f in CPU_FLAGS if f in have]
 
 
 @lru_cache(maxsize=1)
 def cpu_identity(cpuinfo: Path = Path("/proc/cpuinfo"), cache_dir: Path = Path("/sys/devices/system/cpu/cpu0/cache")) -> dict:
     """Vendor, family, model, stepping and cache sizes (KiB): what tells two CPUs of one model name apart (a
     virtual machine often names its CPU "AMD EPYC" alone), and what oneDNN and OpenBLAS size their blocks by."""
+    info = _cpuinfo(cpuinfo)
     keys = {"vendor_id": "vendor", "cpu family": "family", "model": "model", "stepping": "stepping"}
-    out: dict = {}
-    try:
-        for line in cpuinfo.read_text().splitlines():
-            key, _, value = line.partition(":")
-            name = keys.get(key.strip())
-            if name and name not in out:
-                out[name] = value.strip()
-            if not line.strip() and out:
-                break  # the first processor's block is enough
-    except OSError:
-        pass
+    out = {name: info[key] for key, name in keys.items() if key in info}
     caches = {}
     for index in sorted(cache_dir.glob("index*")):
         try:
