@@ -39,10 +39,9 @@ def teacher_model(recipe) -> dict:
 
 
 def teacher_recipe(recipe) -> dict:
-    """The recipe the teacher trains with: its own width, no pruning, no ensemble."""
+    """The recipe the teacher trains with: its own width, no pruning."""
     data = dict(getattr(recipe, "data", recipe))
-    data.update(model=teacher_model(data), prune={**data["prune"], "final_sparsity": 0.0, "initial_sparsity": 0.0},
-                ensemble={**data["ensemble"], "members": 1})
+    data.update(model=teacher_model(data), prune={**data["prune"], "final_sparsity": 0.0, "initial_sparsity": 0.0})
     return data
 
 
