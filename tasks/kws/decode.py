@@ -23,7 +23,7 @@ def decode_clip(data: bytes, where: str, pad: bool = True) -> np.ndarray:
 
     if not data:
         raise HarnessError(f"clip {where} is empty (0 bytes)")
-    if data[:4] in (b"RIFF", b"RIFX"):
+    if is_wav(data):
         _check_wav_complete(data, where)
     try:
         with sf.SoundFile(io.BytesIO(data)) as f:
@@ -40,6 +40,22 @@ def decode_clip(data: bytes, where: str, pad: bool = True) -> np.ndarray:
     clip[: len(samples)] = samples
     return clip
 
+
+
+def is_wav(data: bytes) -> bool:
+    return data[:4] in (b"RIFF", b"RIFX")
+
+
+def as_wav(data: bytes, where: str) -> bytes:
+    """The clip as 16-bit PCM WAV bytes, the format of the course's own clip files: WAV is returned as it is,
+    another container (the FLAC copies) is decoded and written as WAV with the same samples."""
+    import soundfile as sf
+
+    if is_wav(data):
+        return data
+    out = io.BytesIO()
+    sf.write(out, decode_clip(data, where, pad=False), SAMPLE_RATE_HZ, format="WAV", subtype="PCM_16")
+    return out.getvalue()
 
 def _check_format(where: str, rate: int, channels: int, subtype: str, frames: int) -> None:
     if rate != SAMPLE_RATE_HZ:
