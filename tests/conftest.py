@@ -1,5 +1,6 @@
 import os
 import sys
+import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,3 +34,19 @@ def jena_2020(shared_data) -> Path:
 @pytest.fixture(scope="session")
 def jena_2017b(shared_data) -> Path:
     return shared_data / "jena_climate" / "mpi_roof_2017b.zip"
+
+
+
+def write_jena_slice(folder: Path, jena_zip: Path) -> Path:
+    """The station's own CSV format cut short (header + 3000 rows, cp1252, CRLF), for fast real runs."""
+    with zipfile.ZipFile(jena_zip) as zf:
+        raw = zf.read(zf.namelist()[0])
+    p = folder / "mpi_roof_slice.csv"
+    p.write_bytes(b"\r\n".join(raw.split(b"\r\n")[:3001]) + b"\r\n")
+    return p
+
+
+@pytest.fixture()
+def jena_slice(tmp_path, jena_2017b) -> Path:
+    """One per test: the data fingerprint holds the file's path, so two tests never share a cached build."""
+    return write_jena_slice(tmp_path, jena_2017b)

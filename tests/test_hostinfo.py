@@ -2,7 +2,7 @@
 import json
 
 from harness.toolkit import hostinfo
-from tests.test_reliability import _run, jena_slice  # noqa: F401  (jena_slice: a fixture)
+from tests.test_reliability import _run
 
 CPUINFO = """processor\t: 0
 vendor_id\t: AuthenticAMD

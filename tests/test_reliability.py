@@ -3,7 +3,6 @@ import errno
 import hashlib
 import json
 import os
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -18,15 +17,6 @@ from harness.pipeline import publish, run, search
 from harness.toolkit import atomic, datasets
 
 OVERRIDES = ["train.epochs=1", "train.batch_size=128"]
-
-
-@pytest.fixture()
-def jena_slice(tmp_path, jena_2017b):
-    with zipfile.ZipFile(jena_2017b) as zf:
-        raw = zf.read(zf.namelist()[0])
-    p = tmp_path / "slice.csv"
-    p.write_bytes(b"\r\n".join(raw.split(b"\r\n")[:3001]) + b"\r\n")
-    return p
 
 
 def _run(tmp_path, jena_slice, out, **kw):

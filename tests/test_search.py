@@ -3,7 +3,6 @@ import os
 import subprocess
 import sys
 import uuid
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -12,6 +11,7 @@ from harness.core import recipes
 from harness.core.errors import HarnessError
 from harness.core.task import Context, get
 from harness.pipeline import run, search
+from tests.conftest import write_jena_slice
 
 ROOT = Path(__file__).resolve().parents[1]
 SPACE = """
@@ -32,12 +32,9 @@ int = [1, 2]
 
 
 @pytest.fixture(scope="module")
-def jena_slice(tmp_path_factory, shared_data):
-    with zipfile.ZipFile(shared_data / "jena_climate" / "mpi_roof_2017b.zip") as zf:
-        raw = zf.read(zf.namelist()[0])
-    p = tmp_path_factory.mktemp("jena") / "slice.csv"
-    p.write_bytes(b"\r\n".join(raw.split(b"\r\n")[:3001]) + b"\r\n")
-    return p
+def jena_slice(tmp_path_factory, jena_2017b):
+    """One for the module: its search tests may share builds."""
+    return write_jena_slice(tmp_path_factory.mktemp("jena"), jena_2017b)
 
 
 @pytest.fixture()

@@ -1,21 +1,11 @@
 """A real run on a slice of the station's own CSV format: real .tflite files, a table, reproducible bytes, seeds."""
 import json
-import zipfile
 
 import pytest
 
 from harness.core import constraints
 from harness.core.task import Context
 from harness.pipeline import run
-
-
-@pytest.fixture()
-def jena_slice(tmp_path, jena_2017b):
-    with zipfile.ZipFile(jena_2017b) as zf:
-        raw = zf.read(zf.namelist()[0])
-    p = tmp_path / "mpi_roof_slice.csv"
-    p.write_bytes(b"\r\n".join(raw.split(b"\r\n")[:3001]) + b"\r\n")  # header + 3000 rows, cp1252, padded
-    return p
 
 
 def _run(tmp_path, jena_slice, out, **kw):
