@@ -132,7 +132,8 @@ def latency_rows(reports: list[dict], targets: dict) -> list[list[str]]:
         for t in rep["tasks"]:
             lat = (t["details"].get("latency") or {}).get("total_median_ms")
             if lat is not None:
-                out.append([f"{rep['suite']}/{rep['version']}", t["task"], f"{lat:.3f} ms", f"≤ {lim} ms", _met(lat <= lim)])
+                out.append([f"{rep['suite']}/{rep['version']}", _task_label(t), f"{lat:.3f} ms", f"≤ {lim} ms",
+                            _met(lat <= lim)])
     return out
 
 
