@@ -41,7 +41,6 @@ def decode_clip(data: bytes, where: str, pad: bool = True) -> np.ndarray:
     return clip
 
 
-
 def is_wav(data: bytes) -> bool:
     return data[:4] in (b"RIFF", b"RIFX")
 
@@ -56,6 +55,7 @@ def as_wav(data: bytes, where: str) -> bytes:
     out = io.BytesIO()
     sf.write(out, decode_clip(data, where, pad=False), SAMPLE_RATE_HZ, format="WAV", subtype="PCM_16")
     return out.getvalue()
+
 
 def _check_format(where: str, rate: int, channels: int, subtype: str, frames: int) -> None:
     if rate != SAMPLE_RATE_HZ:
