@@ -36,7 +36,6 @@ def jena_2017b(shared_data) -> Path:
     return shared_data / "jena_climate" / "mpi_roof_2017b.zip"
 
 
-
 def write_jena_slice(folder: Path, jena_zip: Path) -> Path:
     """The station's own CSV format cut short (header + 3000 rows, cp1252, CRLF), for fast real runs."""
     with zipfile.ZipFile(jena_zip) as zf:
