@@ -202,33 +202,6 @@ def test_every_run_command_leaves_a_record_and_the_benchmark_reads_the_full_run(
     assert "6000 s" in line and "NOT met" in line and "from the cache" not in line
 
 
-def test_the_runtime_benchmark_says_when_the_shipped_recipes_changed_after_the_timed_run(tmp_path):
-    """A full run's timing is of its commit's recipes: a recipe re-chosen since (keys, not comments) is named."""
-    from benchmarks.quality import ROOT as BENCH_ROOT, runtime_line
-
-    record = {"every_suite": True, "every_version": True, "seeds": 5, "tasks": None, "overrides": None,
-              "recipes": None, "command": "python -m harness run --suite all", "commit": "abc123",
-              "wall_seconds": 4000.0, "builds": 65, "builds_cached": 0, "builds_shared": 5,
-              "finished_utc": "2030-01-01 00:00:00 UTC"}
-    atomic.write_json(tmp_path / "runs" / "full.json", record)
-    gostop = "tasks/kws/recipes/ml4iot-2023-a.toml"
-    now = {p.relative_to(BENCH_ROOT).as_posix(): p.read_text() for p in BENCH_ROOT.glob("tasks/*/recipes/*.toml")}
-
-    def show(edit):
-        return lambda commit, path: "" if path is None else edit(path, now[path])
-
-    same = runtime_line(tmp_path, 5400, show=show(lambda path, text: "# an old comment\n" + text))
-    assert "4000 s" in same and "changed since" not in same and "not compared" not in same
-    changed = runtime_line(tmp_path, 5400, show=show(
-        lambda path, text: text.replace("epochs = 25", "epochs = 40") if path == gostop else text))
-    assert f"changed since** ({gostop}):" in changed
-    missing = runtime_line(tmp_path, 5400, show=show(lambda path, text: None if path == gostop else text))
-    assert f"({gostop})" in missing  # not in that commit: changed too
-    assert "not compared" in runtime_line(tmp_path, 5400, show=lambda commit, path: None)
-    atomic.write_json(tmp_path / "runs" / "full.json", dict(record, commit="abc123+dirty"))
-    assert "not compared" in runtime_line(tmp_path, 5400, show=show(lambda path, text: text))  # not that commit's
-
-
 def test_a_run_builds_every_versions_seeds_on_one_pool_and_the_versions_then_only_measure(tmp_path, jena_slice, monkeypatch):
     """Per version, 5 seeds on 2 workers leave one idle while the fifth trains: the run builds its whole plan first."""
     from harness.pipeline import plan, run_all, workers
