@@ -6,7 +6,7 @@ import pytest
 
 from harness.core import check, constraints, recipes, stats
 from harness.core.task import Limit, get, size_floor
-from harness.pipeline import builds
+from harness.pipeline import builds, report
 
 LIMITS = [Limit("max_err", "err", "Error, test split", "u"), Limit("min_acc", "acc", "Accuracy", "%"),
           Limit("latency.max_ms", "lat", "Latency (protocol, host)", "ms")]
@@ -153,3 +153,25 @@ def test_a_progress_line_judges_what_was_measured_and_says_when_latency_was_skip
     assert progress_word([acc, {"passed": False, "measured": None}], latency=True) == "FAIL"
     assert progress_word([acc], latency=False) == "PASS on the measured limits"
     assert progress_word([acc, {"passed": False, "measured": 1e6}], latency=False) == "FAIL on the measured limits"
+
+
+def test_the_summary_lists_the_versions_first_and_other_profiles_and_variants_apart():
+    def rep(suite, version, path, **task):
+        task = {"title": "Keyword spotting", "passed": True, "seeds": [{"passed": True}],
+                "checks": [{"label": "Accuracy, test split", "measured_text": "95.00 %"}], **task}
+        return {"suite": suite, "version": version, "_path": path, "commit": "c0ffee", "host_line": "host",
+                "constraints": {"status": "official"}, "tasks": [task]}
+
+    reports = [rep("s-2021", "a", "full-season/s-2021/version-a/report.md", data={"profile": {"name": "full-season"}},
+                   passed=False, seeds=[{"passed": False}]),
+               rep("s-2022", "b", "s-2022/version-b/report.md"),
+               rep("s-2022", "a", "int4/s-2022/version-a/report.md", recipe_path="tasks/kws/recipes/variants/x-int4.toml"),
+               rep("s-2021", "b", "s-2021/version-b/report.md", data={"profile": {"name": "course"}})]
+    text = report.summary_markdown(reports, "All suites: summary")
+    own, beside = text.split("## Beside the versions")
+    assert own.index("s-2021/version-b") < own.index("s-2022/version-b")  # suite, then version order
+    assert "full-season" not in own and "int4" not in own and "FAIL" not in own
+    assert "profile full-season" in beside and "variant `x-int4`" in beside and "FAIL (0/1 seeds)" in beside
+    assert beside.index("s-2021") < beside.index("s-2022")
+    only_own = report.summary_markdown(reports[1:2], "one")
+    assert "Beside the versions" not in only_own and "s-2022/version-b" in only_own

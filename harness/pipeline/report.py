@@ -200,9 +200,22 @@ def _write_pages(page: Path, rep: dict) -> Path:
     return atomic.write_text(page, version_markdown(rep))
 
 
-def summary_rows(reports: list[dict]) -> list[list[str]]:
-    rows = []
-    for rep in reports:
+def _beside(task: dict) -> str:
+    """What makes a task a run beside the version's own table ("" for the version's own): another evaluation
+    profile or a variant recipe."""
+    parts = []
+    profile = (task.get("data") or {}).get("profile", {}).get("name")
+    if profile and profile != "course":
+        parts.append(f"profile {profile}")
+    if "/variants/" in task.get("recipe_path", ""):  # a recipe run beside the version's own
+        parts.append(f"variant `{Path(task['recipe_path']).stem}`")
+    return ", ".join(parts)
+
+
+def summary_rows(reports: list[dict]) -> tuple[list[list[str]], list[list[str]]]:
+    """(the versions' own rows, rows run beside them), each in suite and version order."""
+    own, beside = [], []
+    for rep in sorted(reports, key=lambda r: (r["suite"], r["version"], r.get("_path", ""))):
         for task in rep["tasks"]:
             measured = "; ".join(f"{short_label(c['label'])} {c['measured_text']}" for c in task["checks"])
             status = task_verdict(task)
@@ -210,23 +223,26 @@ def summary_rows(reports: list[dict]) -> list[list[str]]:
                 status += " (reconstructed limits)"
             if any(b["passes_all"] and not b.get("reference") for b in task.get("baselines", [])):
                 status += "; a trivial baseline passes too"
-            title = task["title"]
-            profile = (task.get("data") or {}).get("profile", {}).get("name")
-            if profile and profile != "course":
-                title += f", profile {profile}"
-            if "/variants/" in task.get("recipe_path", ""):  # a recipe run beside the version's own
-                title += f", variant `{Path(task['recipe_path']).stem}`"
-            rows.append([rep["suite"], f"[{rep['version']}]({rep.get('_path', '')})", title, measured, status])
-    return rows
+            extra = _beside(task)
+            title = task["title"] + (f", {extra}" if extra else "")
+            (beside if extra else own).append(
+                [rep["suite"], f"[{rep['version']}]({rep.get('_path', '')})", title, measured, status])
+    return own, beside
 
 
 def summary_markdown(reports: list[dict], title: str) -> str:
     commits = sorted({t.get("commit", r["commit"]) for r in reports for t in r["tasks"]})
     hosts = sorted({line for r in reports for line, _ in task_hosts(r)})
-    body = tabulate(summary_rows(reports), headers=["Suite", "Version", "Task", "Measured (shipped artifact)", "Result"],
-                    tablefmt="github", disable_numparse=True)
+    headers = ["Suite", "Version", "Task", "Measured (shipped artifact)", "Result"]
+    own, beside = summary_rows(reports)
+    body = tabulate(own, headers=headers, tablefmt="github", disable_numparse=True) if own else ""
+    if beside:  # other profiles and variant recipes answer other questions: kept apart from the versions' verdicts
+        body += ("\n\n## Beside the versions: other evaluation profiles and variant recipes\n\n"
+                 "Each row is the same version's limits applied to another profile or recipe; the versions' own "
+                 "verdicts are the table above.\n\n"
+                 + tabulate(beside, headers=headers, tablefmt="github", disable_numparse=True))
     return (f"# {title}\n\nGenerated from the per-version JSON reports (commits: {', '.join(commits)}). "
-            f"Latency host: {'; '.join(hosts)} — not the course's Raspberry Pi or Deepnote.\n\n{body}\n")
+            f"Latency host: {'; '.join(hosts)} — not the course's Raspberry Pi or Deepnote.\n\n{body.strip()}\n")
 
 
 def load_reports(folder: Path) -> list[dict]:
