@@ -34,8 +34,10 @@ def test_overrides_are_typed_toml_values():
     assert recipes.load(path, task, ["train.epochs=2"])["train"]["epochs"] == 2
     with pytest.raises(HarnessError, match=r"unknown key 'train.epoch'"):
         recipes.load(path, task, ["train.epoch=2"])
-    with pytest.raises(HarnessError, match=r"'train.epochs' must be a integer"):
+    with pytest.raises(HarnessError, match=r"'train.epochs' must be an integer"):
         recipes.load(path, task, ["train.epochs=two"])
+    with pytest.raises(HarnessError, match=r"'model.level' must be a boolean, got 3"):  # the builder's own keys
+        recipes.load(path, task, ["model.level=3"])
     with pytest.raises(HarnessError, match="qat_epochs"):
         recipes.load(path, task, ["quantize.qat_epochs=2"])
 

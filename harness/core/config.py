@@ -57,6 +57,12 @@ def _type_name(kind) -> str:
     return " or ".join(names.get(k, k.__name__) for k in kinds)
 
 
+def a_type(kind) -> str:
+    """'an integer', 'a number or string': the type name with its article, for error lines."""
+    name = _type_name(kind)
+    return ("an " if name[0] in "aeiou" else "a ") + name
+
+
 def validate(table: dict, schema: dict, where: str, prefix: str = "") -> dict:
     """Return a new dict with defaults filled in; raise HarnessError naming file and key."""
     if not isinstance(table, dict):
@@ -79,7 +85,7 @@ def validate(table: dict, schema: dict, where: str, prefix: str = "") -> dict:
             continue
         value = table[key]
         if not _type_ok(value, f.kind):
-            raise HarnessError(f"{where}: key '{name}' must be a {_type_name(f.kind)}, got {value!r}")
+            raise HarnessError(f"{where}: key '{name}' must be {a_type(f.kind)}, got {value!r}")
         if f.schema is not None:
             value = validate(value, f.schema, where, name + ".")
         if f.item is not None:

@@ -7,6 +7,7 @@ import inspect
 import pkgutil
 from typing import Callable
 
+from harness.core import config
 from harness.core.errors import HarnessError
 
 
@@ -47,7 +48,7 @@ class Registry:
             ok = isinstance(value, type(default)) or (
                 isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool))
             if not ok:
-                raise HarnessError(f"{where}: key 'model.{key}' must be a {type(default).__name__}, got {value!r}")
+                raise HarnessError(f"{where}: key 'model.{key}' must be {config.a_type(type(default))}, got {value!r}")
         if "width" in model and not (isinstance(model["width"], (int, float)) and 0 < float(model["width"]) <= 4):
             raise HarnessError(f"{where}: key 'model.width' must be in (0, 4] (got {model['width']!r})")
         return dict(model)
