@@ -14,6 +14,17 @@ def _log(msg: str) -> None:
     print(msg, flush=True)
 
 
+def _count(text: str) -> int:
+    """argparse type of the counts (--seeds, --jobs, --trials, --folds): a bad count fails before any data is read."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {n}")
+    return n
+
+
 def _recipe_map(items: list[str]) -> dict[str, Path]:
     out = {}
     for item in items or []:
@@ -210,9 +221,9 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--version", action="append", help="version letter; repeatable; default: all versions (--suite all: every suite)")
     r.add_argument("--all", action="store_true", help="every version of the suite")
     r.add_argument("--task", action="append", help="only these tasks (others keep their last results)")
-    r.add_argument("--seeds", type=int, default=1, help="build the recipe with N seeds (the recipe's seed and the next "
+    r.add_argument("--seeds", type=_count, default=1, help="build the recipe with N seeds (the recipe's seed and the next "
                    "N-1); the verdict needs every seed to pass (default 1)")
-    r.add_argument("--jobs", type=int, default=1, help="seeds built in parallel worker processes (default 1)")
+    r.add_argument("--jobs", type=_count, default=1, help="seeds built in parallel worker processes (default 1)")
     r.add_argument("--recipe", action="append", metavar="TASK=FILE", help="use this recipe file for a task")
     r.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe key, e.g. train.epochs=2")
     r.add_argument("--no-cache", action="store_true", help="bypass every cache (builds and features)")
@@ -221,8 +232,8 @@ def parser() -> argparse.ArgumentParser:
     r.set_defaults(fn=cmd_run)
     s = sub.add_parser("search", parents=[common], help="search recipes against one constraint file (Optuna, validation only)")
     _one_version(s)
-    s.add_argument("--seeds", type=int, default=2, help="seeds per trial; the objective is their mean validation metric")
-    s.add_argument("--trials", type=int, default=20, help="trials run by this worker")
+    s.add_argument("--seeds", type=_count, default=2, help="seeds per trial; the objective is their mean validation metric")
+    s.add_argument("--trials", type=_count, default=20, help="trials run by this worker")
     s.add_argument("--space", help="search-space TOML (default: tasks/<task>/search_space.toml)")
     s.add_argument("--storage", help="journal file path or database URL (postgresql://...); default: results/<suite>/search-<v>-<task>.journal")
     s.add_argument("--study", help="study name (default: <suite>-<version>-<task>)")
@@ -234,10 +245,10 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_search)
     cv = sub.add_parser("cv", parents=[common], help="cross-validate a recipe over train + val (K folds, test split sealed)")
     _one_version(cv)
-    cv.add_argument("--folds", type=int, default=5, help="number of folds (default 5)")
-    cv.add_argument("--seeds", type=int, default=1, help="build every fold with N seeds; the table gives each seed "
+    cv.add_argument("--folds", type=_count, default=5, help="number of folds (default 5)")
+    cv.add_argument("--seeds", type=_count, default=1, help="build every fold with N seeds; the table gives each seed "
                     "set's mean beside the overall one (default 1)")
-    cv.add_argument("--jobs", type=int, default=1, help="fold builds run in parallel worker processes (default 1)")
+    cv.add_argument("--jobs", type=_count, default=1, help="fold builds run in parallel worker processes (default 1)")
     cv.add_argument("--recipe", help="recipe file (default: the version's recipe)")
     cv.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe key, e.g. model.width=0.5")
     cv.add_argument("--no-cache", action="store_true", help="bypass every cache (builds and features)")

@@ -174,3 +174,17 @@ def test_a_recipe_based_on_another_replaces_its_keys_one_by_one(tmp_path):
                           ("typed.toml", r"typed.toml: key 'based_on' must be a recipe file name")):
         with pytest.raises(HarnessError, match=message):
             recipes.load(tmp_path / name, task)
+
+
+@pytest.mark.parametrize("argv", [["run", "--suite", "ml4iot-2023", "--version", "a", "--seeds", "0"],
+                                  ["run", "--suite", "ml4iot-2023", "--version", "a", "--jobs", "two"],
+                                  ["search", "--suite", "ml4iot-2023", "--version", "a", "--trials", "-3"],
+                                  ["cv", "--suite", "ml4iot-2023", "--version", "a", "--folds", "0"]])
+def test_a_bad_count_is_refused_before_any_data_is_read(argv, capsys):
+    from harness.cli import parser
+
+    with pytest.raises(SystemExit) as stop:
+        parser().parse_args(argv)
+    assert stop.value.code == 2
+    flag = next(a for a in argv if a in ("--seeds", "--jobs", "--trials", "--folds"))
+    assert f"argument {flag}:" in capsys.readouterr().err
