@@ -42,3 +42,24 @@ def test_atomic_write_keeps_the_old_file_when_interrupted(tmp_path, monkeypatch)
         atomic.write_text(target, "new and longer")
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["table.md"]  # no temp file left behind
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def test_a_zip_gives_its_one_model_and_refuses_two_or_none():
+    assert package.unpack(_zip({"team/": b"", "team/model.tflite": b"ONE", "__MACOSX/team/._model.tflite": b"x"}),
+                          "zip") == b"ONE"  # folders and macOS metadata copies are not models
+    with pytest.raises(HarnessError, match=r"sub.tflite.zip: the zip must hold exactly one model file, it holds 2 "
+                                           r"\(a.tflite, b.tflite\)"):
+        package.unpack(_zip({"a.tflite": b"A", "b.tflite": b"B"}), "zip", "sub.tflite.zip")
+    with pytest.raises(HarnessError, match="it holds 0$"):
+        package.unpack(_zip({}), "zip", "empty.zip")

@@ -35,15 +35,17 @@ def check_file(ctx: Context, model: Path, suite: str, version: str, task_name: s
     except OSError as e:
         raise HarnessError(f"{model}: cannot read the model file ({e.strerror or e})") from None
     fmt = package.format_of(str(model))
+    deployed = package.unpack(blob, fmt, str(model))  # a file that cannot be unpacked fails before the data are read
     section = dict(cons.task(task_name))
     default = recipes.default_path(task, suite, version)
     if not default.is_file():  # an edition without a recipe of ours: the task's first recipe gives the defaults
         default = sorted(task.recipes_dir.glob("*.toml"))[0]
     base = recipes.load(default, task)
     section, recipe, assumptions = task.setup_for_artifact(ctx, section, base)
-    m, record = run.measure_artifact(ctx, task, section, recipe, blob, fmt, split="test", with_val=False)
+    m, record = run.measure_artifact(ctx, task, section, recipe, blob, fmt, split="test", with_val=False,
+                                     where=str(model))
     checks = run.aggregate(task, section, [record])
-    m.rows.append(run.runtimes_row(package.unpack(blob, fmt, str(model))))
+    m.rows.append(run.runtimes_row(deployed))
     if fmt not in section["size_formats"]:
         assumptions.append(f"the {fmt} format is not one {cons.rel_path} accepts ({', '.join(section['size_formats'])}): "
                            "its size row is shown for information")

@@ -71,11 +71,13 @@ def progress_word(checks: list[dict], latency: bool) -> str:
 
 
 def measure_artifact(ctx: Context, task, section: dict, recipe, blob: bytes, fmt: str, split: str = "test",
-                     latency: bool = True, with_val: bool = True, counted_bytes: int | None = None):
+                     latency: bool = True, with_val: bool = True, counted_bytes: int | None = None,
+                     where: str = "artifact"):
     """Measure one submitted file as a grader would: unpack it, run the task's measurement, check the limits.
 
-    Returns the Measurement and a JSON record (figures, intervals, validation figures when reporting)."""
-    deployed = package.unpack(blob, fmt, "artifact")
+    Returns the Measurement and a JSON record (figures, intervals, validation figures when reporting); `where`
+    names the file in errors."""
+    deployed = package.unpack(blob, fmt, where)
     with quiet_stderr():
         m = task.measure(ctx, section, recipe, deployed, split=split, latency=latency)
         val = (task.measure(ctx, section, recipe, deployed, split="val", latency=False).metrics

@@ -29,7 +29,7 @@ def pack(tflite: bytes, fmt: str, member_name: str = "model.tflite") -> bytes:
 
 
 def unpack(blob: bytes, fmt: str, where: str = "artifact") -> bytes:
-    """What a grader does before loading: decompress / extract the first member."""
+    """What a grader does before loading: decompress, or extract the archive's one model file."""
     try:
         if fmt == "tflite":
             return blob
@@ -37,10 +37,20 @@ def unpack(blob: bytes, fmt: str, where: str = "artifact") -> bytes:
             return zlib.decompress(blob)
         if fmt == "zip":
             with zipfile.ZipFile(io.BytesIO(blob)) as zf:
-                return zf.read(zf.namelist()[0])
-    except (zlib.error, zipfile.BadZipFile, IndexError) as e:
+                return zf.read(_only_member(zf.namelist(), where))
+    except (zlib.error, zipfile.BadZipFile) as e:
         raise HarnessError(f"{where}: cannot unpack as {fmt} ({e})") from None
     raise HarnessError(f"{where}: unknown format {fmt!r}")
+
+
+def _only_member(names: list[str], where: str) -> str:
+    """The one file of a submitted zip (folders and macOS's __MACOSX/ copies aside): two models in one archive
+    are ambiguous, so they are refused rather than one of them measured."""
+    files = [n for n in names if not n.endswith("/") and not n.startswith("__MACOSX/")]
+    if len(files) != 1:
+        raise HarnessError(f"{where}: the zip must hold exactly one model file, it holds {len(files)}"
+                           + (f" ({', '.join(files[:5])}{', …' if len(files) > 5 else ''})" if files else ""))
+    return files[0]
 
 
 def sizes(tflite: bytes) -> dict[str, int]:

@@ -1,5 +1,7 @@
 """A tiny real keyword-spotting run: two keywords, a few real clips, one epoch -> a real .tflite and a table."""
 import json
+import re
+import zipfile
 
 import numpy as np
 import pytest
@@ -196,6 +198,12 @@ def test_check_needs_the_preprocessing_and_rejects_a_broken_file(tiny_run, tiny_
     ctx = Context(data_dir=tiny_data / "data", log=lambda m: None, options={"sidecar": str(folder / "sidecar.json")})
     with pytest.raises(HarnessError, match="cannot unpack as zip"):
         check_file.check_file(ctx, broken, "tiny", "a", constraints_dir=tiny_data / "constraints")
+    two = tmp_path / "two.tflite.zip"
+    with zipfile.ZipFile(folder / "model.tflite.zip") as zf, zipfile.ZipFile(two, "w") as out:
+        out.writestr("a.tflite", zf.read(zf.namelist()[0]))
+        out.writestr("b.tflite", zf.read(zf.namelist()[0]))
+    with pytest.raises(HarnessError, match=f"^{re.escape(str(two))}: the zip must hold exactly one model file, it holds 2"):
+        check_file.check_file(ctx, two, "tiny", "a", constraints_dir=tiny_data / "constraints")
 
 
 def test_course_latency_flags_give_the_preprocessing_arguments():

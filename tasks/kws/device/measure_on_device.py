@@ -57,7 +57,7 @@ def unpack(blob: bytes, name: str) -> bytes:
     if name.endswith(".zlib"):
         return zlib.decompress(blob)
     if name.endswith(".zip"):
-        with zipfile.ZipFile(io.BytesIO(blob)) as zf:
+        with zipfile.ZipFile(io.BytesIO(blob)) as zf:  # the bundle's own zip: one member, written by the harness
             return zf.read(zf.namelist()[0])
     return blob
 
