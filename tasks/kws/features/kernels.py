@@ -10,23 +10,25 @@ def polyphase_downsample(x, reversed_taps, down):
     """scipy.signal.resample_poly(x, 1, down) of 1-D float32 `x` given its FIR filter reversed (float32).
 
     Same filter, zero padding and output samples as scipy (float32 summation order differs, < 1e-6 for
-    |x| <= 1). Output k is the dot product of the taps with padded[k*down : k*down + taps]; seen as rows of
-    `down` samples, that is a sum over the filter's ceil(taps / down) phases of one small matrix-vector
-    product each. The working set stays near the input's size: the one-matrix form (every window copied,
-    taps x outputs floats, ~4 MB for a 48 kHz second) was 2-3x slower and its timing swung with memory traffic."""
+    |x| <= 1). Output k is the dot product of the taps with padded[k*down : k*down + taps]; with the padded
+    signal split into `down` planes (plane r holds samples r, r+down, ...), that is a sum over the filter's
+    ceil(taps / down) phases of one `down`-term product of shifted planes each. The working set stays near the
+    input's size (the one-matrix form, every window copied, ~4 MB for a 48 kHz second, was 2-3x slower), and
+    the planes make each product a long column sweep: OpenBLAS's Haswell kernels, which the harness pins for
+    reproducible bytes, took 1.5-2x as long on the same product with the samples interleaved (rows of `down`)."""
     taps = reversed_taps.shape[0]
     half = (taps - 1) // 2  # resample_poly centres the filter: output k sits at input k*down
     n_out = -(-x.shape[0] // down)
     phases = -(-taps // down)
     padded = np.zeros((n_out + phases - 1) * down, dtype=np.float32)
     padded[half:half + x.shape[0]] = x
-    rows = padded.reshape(-1, down)
+    planes = np.ascontiguousarray(padded.reshape(-1, down).T)  # [down, n_out + phases - 1]
     h = np.zeros(phases * down, dtype=np.float32)
     h[:taps] = reversed_taps
     h = h.reshape(phases, down)
-    y = rows[:n_out] @ h[0]
+    y = h[0] @ planes[:, :n_out]
     for m in range(1, phases):
-        y += rows[m:m + n_out] @ h[m]
+        y += h[m] @ planes[:, m:m + n_out]
     return y
 
 
