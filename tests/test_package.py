@@ -58,6 +58,8 @@ def _zip(members: dict[str, bytes]) -> bytes:
 def test_a_zip_gives_its_one_model_and_refuses_two_or_none():
     assert package.unpack(_zip({"team/": b"", "team/model.tflite": b"ONE", "__MACOSX/team/._model.tflite": b"x"}),
                           "zip") == b"ONE"  # folders and macOS metadata copies are not models
+    assert package.unpack(_zip({"notes.txt": b"hi", "kws.tflite": b"ONE"}), "zip") == b"ONE"  # the .tflite member
+    assert package.unpack(_zip({"model": b"ONE"}), "zip") == b"ONE"  # a lone file of another name
     with pytest.raises(HarnessError, match=r"sub.tflite.zip: the zip must hold exactly one model file, it holds 2 "
                                            r"\(a.tflite, b.tflite\)"):
         package.unpack(_zip({"a.tflite": b"A", "b.tflite": b"B"}), "zip", "sub.tflite.zip")

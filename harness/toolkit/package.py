@@ -44,13 +44,14 @@ def unpack(blob: bytes, fmt: str, where: str = "artifact") -> bytes:
 
 
 def _only_member(names: list[str], where: str) -> str:
-    """The one file of a submitted zip (folders and macOS's __MACOSX/ copies aside): two models in one archive
-    are ambiguous, so they are refused rather than one of them measured."""
+    """The archive's model: its one .tflite member, else its one file (folders and macOS's __MACOSX/ copies
+    aside). Two models in one archive are ambiguous, so they are refused rather than one of them measured."""
     files = [n for n in names if not n.endswith("/") and not n.startswith("__MACOSX/")]
-    if len(files) != 1:
-        raise HarnessError(f"{where}: the zip must hold exactly one model file, it holds {len(files)}"
-                           + (f" ({', '.join(files[:5])}{', …' if len(files) > 5 else ''})" if files else ""))
-    return files[0]
+    models = [n for n in files if n.lower().endswith(".tflite")] or files
+    if len(models) != 1:
+        raise HarnessError(f"{where}: the zip must hold exactly one model file, it holds {len(models)}"
+                           + (f" ({', '.join(models[:5])}{', …' if len(models) > 5 else ''})" if models else ""))
+    return models[0]
 
 
 def sizes(tflite: bytes) -> dict[str, int]:
