@@ -1,6 +1,8 @@
 """What a build records of the machine that made it: enough to tell whether another machine should give its bytes."""
 import json
 
+import pytest
+
 from harness.toolkit import hostinfo
 from tests.test_reliability import _run
 
@@ -49,8 +51,23 @@ def test_every_build_records_the_cpu_that_made_it_and_the_table_names_it(tmp_pat
     built = seed["built_on"]
     assert built["cpu_id"] == hostinfo.cpu_identity() and built["cpu_flags"] == hostinfo.cpu_flags()
     assert built["env"] == hostinfo.numeric_pins() and built["versions"]["tensorflow"]
+    assert built["openblas_core"] == hostinfo.openblas_core()
     table = (version / "report.md").read_text()
     line = next(x for x in table.splitlines() if x.startswith("- Built on: "))
     cpu_id = hostinfo.cpu_identity()
     if "family" in cpu_id:  # a Linux host
         assert f"family {cpu_id['family']} model {cpu_id['model']}" in line
+    if built["openblas_core"]:
+        assert line.endswith(f"; numpy's OpenBLAS kernels: {built['openblas_core']}.")
+
+
+def test_numpy_runs_the_openblas_kernels_the_harness_pins():
+    """OPENBLAS_CORETYPE acts only if set before numpy loads: under pytest too (a plugin or an ini filter that
+    imports numpy first would silently drop the pin, and tests and benchmarks would time other kernels)."""
+    import os
+
+    pinned = os.environ.get("OPENBLAS_CORETYPE")
+    core = hostinfo.openblas_core()
+    if not pinned or core is None:
+        pytest.skip("no OpenBLAS pin on this host, or numpy's OpenBLAS does not report its kernels")
+    assert core.lower() == pinned.lower()

@@ -173,7 +173,9 @@ def version_markdown(rep: dict) -> str:
         built = task["build"].get("built_on") or {}
         if built:
             lines.append(f"- Built on: {built.get('cpu')}{_cpu_id_text(built.get('cpu_id') or {})} "
-                         f"({', '.join(built.get('cpu_flags', []))}).")
+                         f"({', '.join(built.get('cpu_flags', []))})"
+                         + (f"; numpy's OpenBLAS kernels: {built['openblas_core']}" if built.get("openblas_core") else "")
+                         + ".")
         lines.append("- Stage times: " + ", ".join(f"{k} {v:.1f} s" for k, v in task["seconds"].items())
                      + (" (builds reused from cache)" if task["build_cached"] else "") + ".")
         lines.append("")

@@ -95,6 +95,27 @@ def numeric_pins() -> dict:
     return {k: os.environ.get(k) for k in NUMERIC_ENV}
 
 
+def openblas_core() -> str | None:
+    """The kernel family numpy's OpenBLAS runs (e.g. "Haswell"), read from the library itself: OPENBLAS_CORETYPE
+    only takes effect when it is set before numpy loads, so the variable alone does not prove the pin."""
+    import ctypes
+
+    import numpy as np
+
+    libs = sorted((Path(np.__file__).parent.parent / "numpy.libs").glob("*openblas*"))
+    for lib in libs:
+        try:
+            dll = ctypes.CDLL(str(lib))
+        except OSError:
+            continue
+        for name in ("scipy_openblas_get_corename64_", "scipy_openblas_get_corename", "openblas_get_corename"):
+            fn = getattr(dll, name, None)
+            if fn is not None:
+                fn.restype = ctypes.c_char_p
+                return fn().decode()
+    return None
+
+
 @lru_cache(maxsize=1)
 def cpu_flags() -> list[str]:
     """The SIMD features that TensorFlow's oneDNN, XNNPACK and numpy dispatch on at run time."""
@@ -127,7 +148,7 @@ def cpu_identity(cpuinfo: Path = Path("/proc/cpuinfo"), cache_dir: Path = Path("
 def build_host() -> dict:
     """Where a build ran: the CPU, its identity and features, and the numeric settings in force."""
     return {"cpu": cpu_model(), "cpu_id": cpu_identity(), "machine": platform.machine(), "cpu_flags": cpu_flags(),
-            "env": numeric_pins(), "versions": versions()}
+            "env": numeric_pins(), "openblas_core": openblas_core(), "versions": versions()}
 
 
 def pid_alive(pid: int) -> bool:
