@@ -24,6 +24,11 @@ def test_numpy_mfcc_16k(benchmark):
     _pedantic(benchmark, lambda: ex(AUDIO16))
 
 
+def test_numpy_mfcc_from_48k_to_16k(benchmark):  # the 2020/21 and 2021/22 latency input: 48 kHz, resampled in the timer
+    ex = feat.NumpyFeatures(DEFAULT)
+    _pedantic(benchmark, lambda: ex.resample_from(AUDIO48, 48000))
+
+
 def test_numpy_mfcc_from_48k_to_8k(benchmark):
     ex = feat.NumpyFeatures(RATE8K)
     _pedantic(benchmark, lambda: ex.resample_from(AUDIO48, 48000))
