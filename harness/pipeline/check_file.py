@@ -42,8 +42,7 @@ def check_file(ctx: Context, model: Path, suite: str, version: str, task_name: s
         default = sorted(task.recipes_dir.glob("*.toml"))[0]
     base = recipes.load(default, task)
     section, recipe, assumptions = task.setup_for_artifact(ctx, section, base)
-    m, record = run.measure_artifact(ctx, task, section, recipe, blob, fmt, split="test", with_val=False,
-                                     where=str(model))
+    m, record = run.measure_artifact(ctx, task, section, recipe, blob, fmt, split="test", with_val=False)
     checks = run.aggregate(task, section, [record])
     m.rows.append(run.runtimes_row(deployed))
     if fmt not in section["size_formats"]:

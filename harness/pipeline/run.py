@@ -71,13 +71,11 @@ def progress_word(checks: list[dict], latency: bool) -> str:
 
 
 def measure_artifact(ctx: Context, task, section: dict, recipe, blob: bytes, fmt: str, split: str = "test",
-                     latency: bool = True, with_val: bool = True, counted_bytes: int | None = None,
-                     where: str = "artifact"):
+                     latency: bool = True, with_val: bool = True, counted_bytes: int | None = None):
     """Measure one submitted file as a grader would: unpack it, run the task's measurement, check the limits.
 
-    Returns the Measurement and a JSON record (figures, intervals, validation figures when reporting); `where`
-    names the file in errors."""
-    deployed = package.unpack(blob, fmt, where)
+    Returns the Measurement and a JSON record (figures, intervals, validation figures when reporting)."""
+    deployed = package.unpack(blob, fmt, "artifact")
     with quiet_stderr():
         m = task.measure(ctx, section, recipe, deployed, split=split, latency=latency)
         val = (task.measure(ctx, section, recipe, deployed, split="val", latency=False).metrics
