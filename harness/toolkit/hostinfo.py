@@ -95,6 +95,7 @@ def numeric_pins() -> dict:
     return {k: os.environ.get(k) for k in NUMERIC_ENV}
 
 
+@lru_cache(maxsize=1)  # fixed once numpy has loaded OpenBLAS
 def openblas_core() -> str | None:
     """The kernel family numpy's OpenBLAS runs (e.g. "Haswell"), read from the library itself: OPENBLAS_CORETYPE
     only takes effect when it is set before numpy loads, so the variable alone does not prove the pin."""
