@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 import time
@@ -25,13 +26,32 @@ def _count(text: str) -> int:
     return n
 
 
+def _out_dir(text: str) -> str:
+    """argparse type of --out: a folder we can create or write, checked before any data is read or model trained
+    (a run writes its results last)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path (it would write into the current folder)")
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: exists and is not a folder")
+    ancestor = next(p for p in [path, *path.absolute().parents] if p.exists())
+    if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f"{text}: cannot create or write it ({ancestor} is not a writable folder)")
+    return text
+
+
 def _recipe_map(items: list[str]) -> dict[str, Path]:
+    from harness.core import task as tasks
+
     out = {}
     for item in items or []:
         if "=" not in item:
             raise HarnessError(f"--recipe {item!r}: expected TASK=FILE, e.g. mytask=my.toml")
         task, path = item.split("=", 1)
-        out[task.strip()] = Path(path)
+        task = task.strip()
+        if task not in tasks.names():  # a misspelt task would otherwise run the default recipe silently
+            raise HarnessError(f"--recipe {item!r}: no task {task!r} (tasks: {', '.join(tasks.names())})")
+        out[task] = Path(path)
     return out
 
 
@@ -214,7 +234,7 @@ def parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)  # options every command shares
     common.add_argument("--suite", default="ml4iot-2022", help="suite name (constraints/<suite>/)")
     common.add_argument("--data-dir", help="data folder (default: $ML4IOT_DATA_DIR, else ./data)")
-    common.add_argument("--out", default=results, help="results folder (default: results/)")
+    common.add_argument("--out", type=_out_dir, default=results, help="results folder (default: results/)")
     p = argparse.ArgumentParser(prog="python -m harness", description="Train, shrink, convert and measure tiny models against versioned constraints.")
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", parents=[common], help="run versions of a suite; write results/<suite>/version-<v>/report.md")
@@ -279,7 +299,7 @@ def parser() -> argparse.ArgumentParser:
     il.add_argument("file", help="device-latency-<device>.json written by the bundle's script")
     il.set_defaults(fn=cmd_import_latency)
     sm = sub.add_parser("summarize", help="rewrite the version pages and summaries of a results folder from its report.json files")
-    sm.add_argument("--out", default=results, help="results folder (default: results/)")
+    sm.add_argument("--out", type=_out_dir, default=results, help="results folder (default: results/)")
     sm.set_defaults(fn=cmd_summarize)
     ls = sub.add_parser("list", help="list suites and versions")
     ls.set_defaults(fn=cmd_list)

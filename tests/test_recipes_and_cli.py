@@ -40,6 +40,9 @@ def test_overrides_are_typed_toml_values():
         recipes.load(path, task, ["model.level=3"])
     with pytest.raises(HarnessError, match="qat_epochs"):
         recipes.load(path, task, ["quantize.qat_epochs=2"])
+    for seed in (-1, 2**31):  # numpy/TF refuse seeds outside 32 bits: refused here, before any build
+        with pytest.raises(HarnessError, match=r"'seed' must be (>= 0|<= 2147483647)"):
+            recipes.load(path, task, [f"seed={seed}"])
 
 
 def test_cli_bad_input_is_one_line_on_stderr(tmp_path):
@@ -188,3 +191,23 @@ def test_a_bad_count_is_refused_before_any_data_is_read(argv, capsys):
     assert stop.value.code == 2
     flag = next(a for a in argv if a in ("--seeds", "--jobs", "--trials", "--folds"))
     assert f"argument {flag}:" in capsys.readouterr().err
+
+
+def test_out_and_recipe_options_are_refused_before_any_data_is_read(tmp_path, capsys):
+    """A run writes its results last: an unusable --out or a misspelt --recipe task must stop it at once (exit 2)."""
+    from harness.cli import main
+
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    base = ["run", "--suite", "ml4iot-2022", "--version", "a", "--task", "forecast", "--data-dir", str(tmp_path)]
+    for out, why in (("", "an empty path"), (str(a_file), "exists and is not a folder"),
+                     (str(a_file / "sub"), "is not a writable folder")):
+        with pytest.raises(SystemExit) as e:
+            main(base + ["--out", out])
+        assert e.value.code == 2 and why in capsys.readouterr().err
+    proc = subprocess.run([sys.executable, "-m", "harness", *base, "--out", str(tmp_path / "out"),
+                           "--recipe", "forcast=my.toml"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert [l for l in proc.stderr.splitlines() if l.startswith("error:")] == [
+        "error: --recipe 'forcast=my.toml': no task 'forcast' (tasks: forecast, kws)"]
+    assert not (tmp_path / "out").exists()

@@ -50,7 +50,8 @@ PACKAGE_SCHEMA = {
 COMMON_SCHEMA = {
     "task": Field(str),
     "description": Field(str, default=""),
-    "seed": Field(int, default=1234),
+    # numpy and TF take seeds in [0, 2**32); half that range leaves room for the seeds derived from it (--seeds, cv)
+    "seed": Field(int, default=1234, check=in_range(0, 2**31 - 1)),
     "model": Field(dict),
     "train": Field(dict, default={}, schema=TRAIN_SCHEMA),
     "prune": Field(dict, default={}, schema=PRUNE_SCHEMA),

@@ -54,13 +54,17 @@ def bundle(out_dir: Path, suite: str, version: str, task_name: str | None = None
 
     folder, rep = _version_report(out_dir, suite, version)
     entry = _task_entry(rep, task_name, folder / "report.json")
+    task = get_task(entry["task"])
+    if not hasattr(task, "device_files"):  # optional in the task interface: not every task has a device script
+        raise HarnessError(f"{folder / 'report.json'}: task {entry['task']!r} has no device bundle "
+                           f"(no device script for it); bundle a task that has one, e.g. --task kws")
     art = entry["artifact"]
     blob = (folder / art["file"]).read_bytes()
     if hashlib.sha256(blob).hexdigest() != art["sha256"]:
         raise HarnessError(f"{folder / art['file']}: sha256 differs from its report's; rerun the version")
     sidecar = json.loads((folder / art["sidecar"]).read_text())
     section = constraints.load(suite, version, root=constraints_dir or constraints.CONSTRAINTS_DIR).task(entry["task"])
-    files, meta = get_task(entry["task"]).device_files(section, sidecar)
+    files, meta = task.device_files(section, sidecar)
     name = Path(art["file"]).name
     runtimes = dict(entry.get("rows", [])).get(RUNTIMES_LABEL, "not recorded")
     manifest = {"suite": suite, "version": version, "task": entry["task"], "artifact": name, "artifact_sha256": art["sha256"],

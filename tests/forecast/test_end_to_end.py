@@ -34,6 +34,12 @@ def test_end_to_end_writes_artifact_and_tables(tmp_path, jena_slice):
     assert task["details"]["windows"] == 300 - 9 + 1
     lo, hi = next(c["interval"] for c in task["checks"] if c["metric"] == "mae_t_degc")
     assert lo < task["metrics"]["mae_t_degc"] < hi
+    # forecasting has no device script: bundling it is refused in one line naming the report
+    from harness.core.errors import HarnessError
+    from harness.pipeline import device
+    with pytest.raises(HarnessError, match=r"version-a/report.json: task 'forecast' has no device bundle"):
+        device.bundle(out, "ml4iot-2022", "a")
+    assert not (out / "ml4iot-2022" / "bundles").exists()
     # a second run reuses the build
     rep2 = _run(tmp_path, jena_slice, out)
     assert rep2["tasks"][0]["build_cached"] and rep2["tasks"][0]["artifact"]["sha256"] == task["artifact"]["sha256"]
