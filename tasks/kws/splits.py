@@ -184,7 +184,21 @@ def version_splits(corpus: Corpus, data_dir, kind: str, labels: Sequence[str]) -
     folder = find_split_lists(data_dir)
     source = f"course split lists {folder}" + (" restricted to the keyword pair (substitute for the course's msc-* folders)"
                                                if kind == "course-pair" else "")
-    return select(load_split_lists(folder), labels), source
+    lists = load_split_lists(folder)
+    _check_words(lists, corpus)
+    return select(lists, labels), source
+
+
+def _check_words(splits: Mapping[str, SplitList], corpus: Corpus) -> None:
+    """A line naming a word the corpus lacks would leave the version's keywords and be dropped unseen: refuse it
+    (clips of the corpus's words are checked one by one when the version reads them)."""
+    words = set(corpus.labels)
+    for items in splits.values():
+        for i, (label, stem) in enumerate(items):
+            if label not in words:
+                origin = _origin(items, i)
+                raise HarnessError(f"{origin + ': ' if origin else ''}clip {label}/{stem}.wav names no word of the "
+                                   f"corpus {corpus.root} ({', '.join(sorted(words))})")
 
 
 def fold_splits(splits: Mapping[str, SplitList], source: str, fold: int, folds: int) -> tuple[dict, str]:

@@ -134,6 +134,18 @@ def test_split_line_naming_missing_clip(tmp_path, flac_corpus):
         load_audio(flac_corpus, items, ["down"])
 
 
+def test_split_line_naming_a_word_the_corpus_lacks_is_refused_not_dropped(tmp_path, shared_data, flac_corpus):
+    """A pair version keeps only its two words; a line for a word the corpus lacks must not vanish with the rest."""
+    folder = tmp_path / "ml4iot_kws_splits"
+    shutil.copytree(shared_data / "ml4iot_kws_splits", folder)
+    f = folder / "kws_test_split.txt"
+    lines = f.read_text().splitlines()
+    lines[4] = lines[4].replace(lines[4].split("/")[-2], "banana")
+    f.write_text("\n".join(lines) + "\n")
+    with pytest.raises(HarnessError, match=rf"{f}:5: clip banana/\S+\.wav names no word of the corpus"):
+        split_lists.version_splits(flac_corpus, tmp_path, "course-pair", ["go", "stop"])
+
+
 def test_split_folder_download_fallback(tmp_path, shared_data, monkeypatch):
     """Without <data>/ml4iot_kws_splits the pinned copies are fetched (here from a local server) and hash-checked."""
     served = tmp_path / "served"
