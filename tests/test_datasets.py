@@ -24,6 +24,9 @@ def test_resolve_data_dir_precedence(monkeypatch, tmp_path):
     monkeypatch.delenv(datasets.DATA_DIR_ENV, raising=False)
     assert resolve_data_dir() == datasets.PROJECT_ROOT / "data"
     monkeypatch.setenv(datasets.DATA_DIR_ENV, str(tmp_path / "env"))
+    with pytest.raises(HarnessError, match=r"ML4IOT_DATA_DIR=.*env: no such folder"):
+        resolve_data_dir()
+    (tmp_path / "env").mkdir()
     assert resolve_data_dir() == tmp_path / "env"
     (tmp_path / "cli").mkdir()
     assert resolve_data_dir(str(tmp_path / "cli")) == tmp_path / "cli"

@@ -33,7 +33,10 @@ def resolve_data_dir(cli_value: str | os.PathLike | None = None) -> Path:
         return path
     env = os.environ.get(DATA_DIR_ENV)
     if env:
-        return Path(env).expanduser()
+        path = Path(env).expanduser()
+        if not path.is_dir():  # as for --data-dir: a stale variable must not fall through to a download
+            raise HarnessError(f"{DATA_DIR_ENV}={env}: no such folder")
+        return path
     return PROJECT_ROOT / "data"
 
 

@@ -15,7 +15,7 @@ CONSTRAINT_SCHEMA = {
     "labels": Field(list, item=str, check=lambda v: None if len(v) >= 2 and len(set(v)) == len(v) else "must list >= 2 distinct keywords"),
     "split": Field(str, check=one_of("course", "course-pair", "hash")),
     "min_accuracy_pct": Field(float, default=None, check=lambda v: None if v is None or 0 < v < 100 else "must be in (0, 100)"),
-    "max_size_bytes": Field(int, default=None),
+    "max_size_bytes": Field(int, default=None, check=lambda v: None if v is None or v >= 1 else "must be >= 1"),
     "latency": Field(dict, default=None, schema=latency_protocol.SCHEMA),
     "front_end_in_size": Field(bool, default=True, doc="the size limit counts a front end inside the file (every "
                                                          "edition here: the submitted file as it is)"),
