@@ -44,9 +44,17 @@ def space(tmp_path):
     return p
 
 
-def test_shipped_spaces_parse():
-    for task in ("forecast", "kws"):
-        assert len(search.load_space(ROOT / "tasks" / task / "search_space.toml")) >= 8
+def test_shipped_spaces_parse_and_fit_every_versions_recipe():
+    from harness.core import constraints
+
+    for name in ("forecast", "kws"):
+        task, space = get(name), search.load_space(ROOT / "tasks" / name / "search_space.toml")
+        assert len(space) >= 8
+        for suite in constraints.suites():
+            for v in constraints.versions(suite):
+                if name in constraints.load(suite, v).tasks:
+                    base = recipes.default_path(task, suite, v)
+                    search.check_keys(space, lambda ov: recipes.load(base, task, ov), f"{suite}/{v}")
 
 
 @pytest.mark.parametrize("text,message", [
@@ -54,12 +62,38 @@ def test_shipped_spaces_parse():
     ("[[param]]\nkey = 'a.b'\nint = [3, 1]\n", "must be [low, high]"),
     ("[[param]]\nkey = 'a.b'\nchoices = [1]\nrange = 2\n", "unknown key 'param[0].range'"),
     ("x = 1\n", "expected a list of [[param]] tables"),
+    ("[[param]]\nkey = 'a.b'\nchoices = [1]\nwhen = { 'model.nme' = ['mlp'] }\n", "names 'model.nme', which no earlier"),
 ])
 def test_bad_space_files(tmp_path, text, message):
     p = tmp_path / "s.toml"
     p.write_text(text)
     with pytest.raises(HarnessError, match=message.replace("[", r"\[").replace("]", r"\]")):
         search.load_space(p)
+
+
+def test_a_space_no_trial_could_use_or_another_studys_space_is_refused_before_any_trial(tmp_path, jena_slice, space):
+    ctx = Context(data_dir=tmp_path, options={"jena": [jena_slice]}, log=lambda m: None)
+    bad = tmp_path / "bad.toml"
+    bad.write_text(SPACE + "[[param]]\nkey = 'train.epochz'\nint = [1, 3]\n")
+    cfg = search.SearchConfig(suite="ml4iot-2022", version="a", task="forecast", trials=1, space=bad,
+                              out_dir=tmp_path / "results")
+    n = len(search.load_space(bad)) - 1
+    with pytest.raises(HarnessError, match=rf"bad.toml: param\[{n}\] \(train.epochz\) fits no value .*unknown key"):
+        search.search(ctx, cfg)
+    import optuna
+
+    from harness.core import constraints
+
+    journal = str(tmp_path / "results" / "ml4iot-2022" / "search-a-forecast.journal")
+    (tmp_path / "results" / "ml4iot-2022").mkdir(parents=True)
+    study = optuna.create_study(storage=search.open_storage(journal), study_name="ml4iot-2022-a-forecast",
+                                directions=[d for _, d in get("forecast").objectives(
+                                    constraints.load("ml4iot-2022", "a").task("forecast"))])
+    study.set_user_attr("space_sha256", "made-with-another-space")
+    with pytest.raises(HarnessError, match="was made with another search space than"):
+        search.search(ctx, search.SearchConfig(**{**cfg.__dict__, "space": space}))
+    assert len(optuna.load_study(study_name="ml4iot-2022-a-forecast",
+                                 storage=search.open_storage(journal)).trials) == 0
 
 
 def test_choosing_the_model_resets_the_base_model_table():

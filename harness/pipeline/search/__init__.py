@@ -26,7 +26,8 @@ from harness.core.task import Context
 from harness.core.task import get as get_task
 from harness.pipeline import plan, run
 from harness.pipeline.search.outputs import choose, pareto, plot, write_outputs  # noqa: F401
-from harness.pipeline.search.space import Param, load_space, overrides_of, suggest  # noqa: F401
+from harness.pipeline.search.space import (  # noqa: F401
+    Param, check_keys, fingerprint, load_space, overrides_of, suggest)
 from harness.pipeline.search.storage import (  # noqa: F401
     _retry,
     default_storage,
@@ -127,11 +128,13 @@ def search(ctx: Context, cfg: SearchConfig) -> dict:
         raise HarnessError(f"{cons.rel_path} has no [{cfg.task}] table")
     task = get_task(cfg.task)
     section = cons.task(cfg.task)
-    space = load_space(cfg.space or (task.recipes_dir.parent / "search_space.toml"))
+    space_path = cfg.space or (task.recipes_dir.parent / "search_space.toml")
+    space = load_space(space_path)
     base = Path(cfg.base_recipe or recipes.default_path(task, cfg.suite, cfg.version))
     # fail fast, as a run does, on missing data, a broken base recipe or override, or a recipe the data cannot meet
     plan.check(ctx, [(cfg.suite, cfg.version)], [cfg.task], {cfg.task: base}, list(cfg.extra_overrides),
                cfg.constraints_dir)
+    check_keys(space, lambda ov: recipes.load(base, task, list(cfg.extra_overrides) + ov), str(space_path))
     storage_spec = cfg.storage or default_storage(cfg.suite, cfg.version, cfg.task, cfg.out_dir)
     study_name = cfg.study or f"{cfg.suite}-{cfg.version}-{cfg.task}"
     objs = task.objectives(section)
@@ -144,6 +147,12 @@ def search(ctx: Context, cfg: SearchConfig) -> dict:
     study = _retry(lambda: optuna.create_study(storage=storage, study_name=study_name, sampler=sampler,
                                                directions=[d for _, d in objs], load_if_exists=True))
     study.set_metric_names([n for n, _ in objs])
+    made_with = study.user_attrs.get("space_sha256")
+    if made_with is None:
+        study.set_user_attr("space_sha256", fingerprint(space))
+    elif made_with != fingerprint(space):  # resuming under another space would rank incomparable trials together
+        raise HarnessError(f"{storage_spec}: study {study_name!r} was made with another search space than "
+                           f"{space_path}; pass --study NAME for a new study, or the space it was made with")
     recover_interrupted(study, ctx.log)
     done_before = len(study.trials)
     ctx.log(f"== search {study_name}: {cfg.trials} trial(s) in this worker, {done_before} already in the study "

@@ -51,8 +51,36 @@ def load_space(path: str | Path) -> list[Param]:
         for k, v in (p["when"] or {}).items():
             if not isinstance(v, list):
                 raise HarnessError(f"{where}: param[{i}].when.{k} must be a list of values")
+            if k not in {q.key for q in out}:  # sampled in file order: a condition on a later or absent key never holds
+                raise HarnessError(f"{where}: param[{i}].when names {k!r}, which no earlier [[param]] sets")
         out.append(Param(p["key"], kind, values, p["step"], p["log"], p["when"]))
     return out
+
+
+def check_keys(space: list[Param], load, where: str) -> None:
+    """Refuse a param no trial could set: each must load on the base recipe (`load(overrides)`) for at least one
+    of its probe values (each choice, or the range's ends), under the first values of its `when`. A value that
+    fails only in some combinations stays a pruned trial."""
+    for i, p in enumerate(space):
+        condition = {k: v[0] for k, v in (p.when or {}).items()}
+        errors = []
+        for value in p.values:
+            try:
+                load(overrides_of({**condition, p.key: value}))
+                break
+            except HarnessError as e:
+                errors.append(str(e))
+        else:
+            raise HarnessError(f"{where}: param[{i}] ({p.key}) fits no value on the base recipe: {errors[0]}")
+
+
+def fingerprint(space: list[Param]) -> str:
+    """Identifies a space's content: a study's trials are only comparable under one space."""
+    import hashlib
+    import json
+    from dataclasses import asdict
+
+    return hashlib.sha256(json.dumps([asdict(p) for p in space], sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _toml_literal(v) -> str:
