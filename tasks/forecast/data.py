@@ -147,7 +147,16 @@ def load(paths: list[str | Path], duplicates: str = "keep") -> Series:
     if not paths:
         raise HarnessError("no Jena climate file given")
     parts = [read_file(p) for p in paths]
+    for frame, info in parts:  # name the file at fault: one with rows out of order, or two that overlap
+        back = np.flatnonzero(np.diff(frame.index.to_numpy()) < np.timedelta64(0, "ns"))
+        if back.size:
+            raise HarnessError(f"{info.path}: time goes backwards after {frame.index[back[0]]} "
+                               f"(data row {back[0] + 1}); the rows must be in time order")
     parts.sort(key=lambda p: p[0].index[0])
+    for (a, a_info), (b, b_info) in zip(parts, parts[1:]):
+        if a.index[-1] > b.index[0]:
+            raise HarnessError(f"{a_info.path} and {b_info.path} overlap in time ({a.index[-1]} > {b.index[0]}); "
+                               f"pass files that follow one another")
     frame = pd.concat([p[0] for p in parts])
     dup_mask = frame.index.duplicated(keep="first")
     n_dup = int(dup_mask.sum())

@@ -92,3 +92,14 @@ def test_a_header_only_file_is_one_clear_error(tmp_path):
     p.write_text('"Date Time","p (mbar)","T (degC)","rh (%)"\n')
     with pytest.raises(HarnessError, match="header.csv: no data rows"):
         jena.read_file(p)
+
+
+def test_rows_out_of_order_or_overlapping_files_name_the_files(tmp_path):
+    head = "date,T (degC),rh (%)\n"
+    p = _csv(tmp_path, head + "2020-01-01 00:20:00,1.0,80\n2020-01-01 00:10:00,1.0,80\n")
+    with pytest.raises(HarnessError, match=r"bad\.csv: time goes backwards after 2020-01-01 00:20:00 \(data row 1\)"):
+        jena.load([p])
+    a = _csv(tmp_path, head + "2020-01-01 00:10:00,1.0,80\n2020-01-01 00:40:00,1.0,80\n", "a.csv")
+    b = _csv(tmp_path, head + "2020-01-01 00:20:00,1.0,80\n2020-01-01 00:30:00,1.0,80\n", "b.csv")
+    with pytest.raises(HarnessError, match=r"a\.csv and \S*b\.csv overlap in time"):
+        jena.load([b, a])
