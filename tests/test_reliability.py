@@ -14,7 +14,7 @@ from harness.core.config import Field, validate
 from harness.core.errors import HarnessError
 from harness.core.task import Context
 from harness.pipeline import publish, run, search
-from harness.toolkit import atomic, datasets
+from harness.toolkit import atomic, datasets, hostinfo
 
 OVERRIDES = ["train.epochs=1", "train.batch_size=128"]
 
@@ -46,6 +46,36 @@ def test_a_damaged_cache_entry_is_reported_and_rebuilt(tmp_path, jena_slice, dam
     assert not again["build_cached"]
     assert again["artifact"]["sha256"] == first["artifact"]["sha256"]
     assert any(str(entry) in line and ("damaged" in line or "unreadable" in line) for line in logs)
+
+
+def _cache_entry(key: str, **fields) -> Path:
+    """A build cache entry whose model matches its recorded sha256, with the record's other fields as given."""
+    entry = datasets.cache_dir() / "builds" / key
+    entry.mkdir(parents=True)
+    (entry / "model.tflite").write_bytes(b"model bytes")
+    record = {"tflite_sha256": hashlib.sha256(b"model bytes").hexdigest(), **fields}
+    (entry / "build.json").write_text(json.dumps(record))
+    return entry
+
+
+@pytest.mark.parametrize("fields", [
+    {"report_rows": "abc"}, {"report_rows": [["only a label"]]}, {"report_rows": [["label", 3]]},
+    {"sizes_without_front_end": [1, 2, 3]}, {"sizes_without_front_end": {"tflite": "1 kB", "zlib": 1, "zip": 1}},
+    {"sizes_without_front_end": {"tflite": 1}}, {"selected_epoch": "3"}, {"selected_epoch": True},
+    {"built_on": "a host"}, {"built_on": {"cpu_flags": "avx"}}, {"built_on": {"cpu_id": {"cache_kib": [1]}}},
+], ids=repr)
+def test_a_cache_record_with_a_field_of_the_wrong_type_is_reported_and_rebuilt(tmp_path, monkeypatch, fields):
+    from harness.pipeline import builds
+
+    monkeypatch.setenv(datasets.CACHE_DIR_ENV, str(tmp_path))
+    good = _cache_entry("good", report_rows=[["label", "text"]], selected_epoch=3, built_on=hostinfo.build_host(),
+                        sizes_without_front_end={"tflite": 3, "zlib": 2, "zip": 1})
+    assert builds.load_cached("good", print) is not None  # what build_and_store writes is trusted
+    entry = _cache_entry("bad", **fields)
+    logs = []
+    assert builds.load_cached("bad", logs.append) is None
+    assert not entry.exists() and good.exists()
+    assert len(logs) == 1 and str(entry) in logs[0] and "unreadable" in logs[0] and logs[0].endswith("rebuilding")
 
 
 def test_same_size_corruption_of_a_clip_changes_the_data_fingerprint(tmp_path):

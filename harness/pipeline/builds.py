@@ -18,7 +18,7 @@ from harness.core.recipes import Recipe
 from harness.core.task import Build, Context, Trained
 from harness.core.task import get as get_task
 from harness.pipeline import workers
-from harness.toolkit import atomic, convert, datasets, hostinfo
+from harness.toolkit import atomic, convert, datasets, hostinfo, package
 from harness.toolkit.tfsetup import keras, quiet_stderr, seed_everything
 
 
@@ -84,7 +84,7 @@ def load_cached(key: str, log) -> Build | None:
     try:
         info = json.loads(info_path.read_text())
         blob = model_path.read_bytes()
-        expected = info["tflite_sha256"]
+        expected = _checked_record(info)["tflite_sha256"]
     except (OSError, ValueError, KeyError, TypeError) as e:
         log(f"  cache entry {folder} is unreadable ({type(e).__name__}); rebuilding")
         shutil.rmtree(folder, ignore_errors=True)
@@ -94,6 +94,45 @@ def load_cached(key: str, log) -> Build | None:
         shutil.rmtree(folder, ignore_errors=True)
         return None
     return Build(blob, info)
+
+
+# The record's fields that the run reads back (beyond being copied into report.json): a record whose sha256 is right
+# but whose fields have another shape would otherwise crash the run or the report long after the cache was trusted.
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_strings(v, n: int | None = None) -> bool:
+    return isinstance(v, list) and (n is None or len(v) == n) and all(isinstance(x, str) for x in v)
+
+
+def _is_build_host(v) -> bool:
+    if v is None:
+        return True
+    cpu_id = (v.get("cpu_id") or {}) if isinstance(v, dict) else None
+    return (isinstance(cpu_id, dict) and isinstance(cpu_id.get("cache_kib", {}), dict)
+            and _is_strings(v.get("cpu_flags", [])))
+
+
+_RECORD_FIELDS = {  # field: (required, check)
+    "tflite_sha256": (True, lambda v: isinstance(v, str)),
+    "built_on": (False, _is_build_host),  # the report's "Built on" line
+    "selected_epoch": (False, lambda v: v is None or _is_int(v)),
+    "report_rows": (False, lambda v: isinstance(v, list) and all(_is_strings(r, 2) for r in v)),  # (label, text)
+    # a task's counted_size reads one format's size
+    "sizes_without_front_end": (False, lambda v: isinstance(v, dict) and v.keys() == package.SUFFIX.keys()
+                                and all(_is_int(n) for n in v.values())),
+}
+
+
+def _checked_record(info) -> dict:
+    """The record, if every field the run reads has its type and shape; else ValueError naming the field."""
+    if not isinstance(info, dict):
+        raise ValueError("the record is not a JSON object")
+    for name, (required, ok) in _RECORD_FIELDS.items():
+        if (name in info and not ok(info[name])) or (required and name not in info):
+            raise ValueError(f"field {name!r} is missing or has the wrong type")
+    return info
 
 
 def convert_trained(trained: Trained, recipe: Recipe) -> Build:

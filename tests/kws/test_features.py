@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -206,3 +207,59 @@ def test_the_2022_23_key_downsampling_rate_reads_as_sampling_rate():
     assert F.PreprocessingArgs.from_dict(d) == F.PreprocessingArgs()
     with pytest.raises(HarnessError, match="both 'sampling_rate' and 'downsampling_rate'"):
         F.PreprocessingArgs.from_dict({**d, "sampling_rate": 16000})
+
+
+def _flip_a_feature_bit(raw: bytearray) -> None:
+    raw[raw.index(b"\x93NUMPY", raw.index(b"X.npy")) + 300] ^= 0x10
+
+
+def _huge_declared_shape(raw: bytearray) -> None:
+    # Same length (the header's padding shrinks), so the zip stays readable: only the shape lies.
+    old, new = b"(5, 49, 10, 1), }" + b" " * 12, b"(5000000000000, 49, 10, 1), }"
+    assert raw.count(old) == 1
+    raw[:] = raw.replace(old, new)
+
+
+def _unknown_compression_method(raw: bytearray) -> None:
+    central = raw.rindex(b"PK\x01\x02", 0, raw.rindex(b"X.npy"))
+    raw[central + 10:central + 12] = (99).to_bytes(2, "little")
+
+
+def _truncated(raw: bytearray) -> None:
+    del raw[len(raw) // 2:]
+
+
+@pytest.mark.parametrize("damage", [_flip_a_feature_bit, _huge_declared_shape, _unknown_compression_method, _truncated],
+                         ids=["bit-flip", "huge-declared-shape", "compression-method-99", "truncated"])
+def test_a_damaged_feature_cache_is_reported_in_one_line_and_recomputed(shared_data, tmp_path, monkeypatch, capsys,
+                                                                          damage):
+    from tasks.kws.data import find_corpus
+
+    monkeypatch.setenv(datasets.CACHE_DIR_ENV, str(tmp_path))
+    corpus = find_corpus(shared_data)
+    items = corpus.items(["go"])[:3] + corpus.items(["stop"])[:2]
+    X, _ = F.cached_features(corpus, items, ["go", "stop"], PreprocessingArgs(), "test")
+    (path,) = (tmp_path / "kws_features").glob("test-*.npz")
+    raw = bytearray(path.read_bytes())
+    damage(raw)
+    path.write_bytes(bytes(raw))
+    capsys.readouterr()
+    again, _ = F.cached_features(corpus, items, ["go", "stop"], PreprocessingArgs(), "test")
+    assert np.array_equal(again, X)
+    said = [line for line in capsys.readouterr().out.splitlines() if str(path) in line]
+    assert len(said) == 1 and said[0].endswith("recomputing")
+    # rewritten: the next read trusts it again
+    assert F._load_cached(path, X.shape, np.array([0, 0, 0, 1, 1], np.int32)) is not None
+
+
+def test_an_interrupt_while_reading_the_feature_cache_is_not_taken_for_damage(tmp_path, monkeypatch):
+    path = tmp_path / "test-x.npz"
+    np.savez(path, X=np.zeros((1, 49, 10, 1), np.float32))
+
+    def interrupted(*_, **__):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(np, "load", interrupted)
+    monkeypatch.setattr(zipfile, "ZipFile", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        F._load_cached(path, (1, 49, 10, 1), np.zeros(1, np.int32))

@@ -70,17 +70,43 @@ def cached_features(corpus, items: Sequence[tuple[str, str]], labels: Sequence[s
 
 
 def _load_cached(path, shape: tuple[int, ...], y: np.ndarray) -> np.ndarray | None:
-    """The cached X if the file is there and consistent; a damaged cache is ignored (and rewritten)."""
+    """The cached X if the file is there and consistent; a damaged cache is reported in one line and ignored (the
+    caller recomputes and rewrites it)."""
     if not path.is_file():
         return None
     try:
-        with np.load(path) as data:
-            X, y_cached, digest = data["X"], data["y"], str(data["sha256"])
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-        print(f"  feature cache {path} is unreadable; recomputing", flush=True)
+        X, y_cached, digest = _read_checked(path, {"X": (shape, np.dtype(np.float32)), "y": (y.shape, y.dtype),
+                                                   "sha256": ((), np.dtype("<U64"))})
+    except Exception as e:  # whatever a damaged file raises (zip, npy, memory, unknown codec); not an interrupt
+        print(f"  feature cache {path} is unreadable ({type(e).__name__}); recomputing", flush=True)
         return None
-    if (X.shape != shape or X.dtype != np.float32 or not np.array_equal(y_cached, y)
-            or hashlib.sha256(X.tobytes()).hexdigest() != digest):
+    if not np.array_equal(y_cached, y) or hashlib.sha256(X.tobytes()).hexdigest() != str(digest):
         print(f"  feature cache {path} does not match its record; recomputing", flush=True)
         return None
     return X
+
+
+def _read_checked(path, expected: dict[str, tuple[tuple[int, ...], np.dtype]]) -> list[np.ndarray]:
+    """The named arrays of an .npz, each npy header checked against its expected (shape, dtype) before the array is
+    read: a damaged header could otherwise ask for petabytes."""
+    with zipfile.ZipFile(path) as archive:
+        for name, (shape, dtype) in expected.items():
+            with archive.open(f"{name}.npy") as f:
+                declared = _npy_header(f)
+            if declared != (shape, False, dtype):
+                raise ValueError(f"{name}: declared {declared}, expected {(shape, False, dtype)}")
+    with np.load(path, allow_pickle=False) as data:
+        arrays = [data[name] for name in expected]
+    if any(a.shape != s or a.dtype != d for a, (s, d) in zip(arrays, expected.values())):
+        raise ValueError("an array differs from its header")
+    return arrays
+
+
+def _npy_header(f) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """(shape, fortran_order, dtype) of an .npy stream, read without reading its data."""
+    version = np.lib.format.read_magic(f)
+    if version == (1, 0):
+        return np.lib.format.read_array_header_1_0(f)
+    if version == (2, 0):
+        return np.lib.format.read_array_header_2_0(f)
+    raise ValueError(f"npy format version {version}")
