@@ -65,6 +65,7 @@ class UserFiles:
         from harness.core.recipes import Recipe
 
         o, notes, args, labels = ctx.options, [], None, None
+        args_from = labels_from = None  # the file each came from, named when it is wrong
         if o.get("sidecar"):
             try:
                 side = json.loads(Path(o["sidecar"]).read_text())
@@ -72,29 +73,34 @@ class UserFiles:
             except (OSError, ValueError, KeyError, TypeError) as e:
                 raise HarnessError(f"{o['sidecar']}: not a sidecar with PREPROCESSING_ARGS ({type(e).__name__}: {e})") from None
             notes.append(f"preprocessing from the sidecar {o['sidecar']}")
+            args_from = labels_from = o["sidecar"]
         if o.get("preprocessing"):
             try:
                 args = json.loads(Path(o["preprocessing"]).read_text())
             except (OSError, ValueError) as e:
                 raise HarnessError(f"{o['preprocessing']}: not a JSON file of PREPROCESSING_ARGS ({e})") from None
             notes.append(f"preprocessing from {o['preprocessing']}")
+            args_from = o["preprocessing"]
         if o.get("kws_flags"):
             args = feat.args_from_course_flags(o["kws_flags"])
             notes.append(f"preprocessing from the course command line `python kws_latency.py {o['kws_flags']}`")
+            args_from = "--kws-flags"
         if args is None:
             raise HarnessError("checking a keyword-spotting file needs its preprocessing: --sidecar FILE, "
                                "--preprocessing FILE (PREPROCESSING_ARGS as JSON) or --kws-flags '...'")
-        args = feat.PreprocessingArgs.from_dict(args, where="preprocessing arguments").to_dict()
+        args = feat.PreprocessingArgs.from_dict(args, where=f"{args_from}: preprocessing arguments").to_dict()
         if o.get("labels"):
             labels = msc.load_labels(o["labels"])
             notes.append(f"output order from {o['labels']}")
+            labels_from = o["labels"]
         elif labels:
             notes.append("output order from the sidecar's LABELS")
         else:
             labels = section["labels"]
             notes.append(f"output order: the edition's labels {labels}")
         if sorted(labels) != sorted(section["labels"]):
-            raise HarnessError(f"labels {labels} are not the keywords of this version ({section['labels']})")
+            raise HarnessError(f"{labels_from + ': ' if labels_from else ''}labels {labels} are not the keywords of "
+                               f"this version ({section['labels']})")
         notes.append(f"interpreter kernels: {ctx.options.get('kernels') or 'default'}")
         if feat.PreprocessingArgs.from_dict(args).downsample_factor > 1:
             notes.append("audio zero-padded to 1 s, then resampled" if (o.get("resample_order") or "pad-first") == "pad-first"

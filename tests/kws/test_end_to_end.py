@@ -204,6 +204,17 @@ def test_check_needs_the_preprocessing_and_rejects_a_broken_file(tiny_run, tiny_
         out.writestr("b.tflite", zf.read(zf.namelist()[0]))
     with pytest.raises(HarnessError, match=f"^{re.escape(str(two))}: the zip must hold exactly one model file, it holds 2"):
         check_file.check_file(ctx, two, "tiny", "a", constraints_dir=tiny_data / "constraints")
+    side = json.loads((folder / "sidecar.json").read_text())
+    wrong = tmp_path / "wrong_labels.json"
+    wrong.write_text(json.dumps({**side, "LABELS": ["go", "stop", "no"]}))
+    ctx = Context(data_dir=tiny_data / "data", log=lambda m: None, options={"sidecar": str(wrong)})
+    with pytest.raises(HarnessError, match=f"^{re.escape(str(wrong))}: labels .* are not the keywords"):
+        check_file.check_file(ctx, folder / "model.tflite.zip", "tiny", "a", constraints_dir=tiny_data / "constraints")
+    bad_args = tmp_path / "bad_args.json"
+    bad_args.write_text(json.dumps({**side["PREPROCESSING_ARGS"], "sampling_rate": "fast"}))
+    ctx = Context(data_dir=tiny_data / "data", log=lambda m: None, options={"preprocessing": str(bad_args)})
+    with pytest.raises(HarnessError, match=f"^{re.escape(str(bad_args))}: preprocessing arguments"):
+        check_file.check_file(ctx, folder / "model.tflite.zip", "tiny", "a", constraints_dir=tiny_data / "constraints")
 
 
 def test_course_latency_flags_give_the_preprocessing_arguments():
