@@ -6,3 +6,8 @@ class HarnessError(Exception):
 
     def __init__(self, message: str):
         super().__init__(" ".join(str(message).split()))
+
+
+class ModelError(HarnessError):
+    """A problem with a model's content (does not load, wrong I/O). Raised where the bytes, not the file, are
+    known; the caller that read the file adds its path."""

@@ -11,7 +11,7 @@ from pathlib import Path
 from tabulate import tabulate
 
 from harness.core import constraints, recipes
-from harness.core.errors import HarnessError
+from harness.core.errors import HarnessError, ModelError
 from harness.core.paths import rel
 from harness.core.task import Context
 from harness.core.task import get as get_task
@@ -42,7 +42,10 @@ def check_file(ctx: Context, model: Path, suite: str, version: str, task_name: s
         default = sorted(task.recipes_dir.glob("*.toml"))[0]
     base = recipes.load(default, task)
     section, recipe, assumptions = task.setup_for_artifact(ctx, section, base)
-    m, record = run.measure_artifact(ctx, task, section, recipe, blob, fmt, split="test", with_val=False)
+    try:
+        m, record = run.measure_artifact(ctx, task, section, recipe, blob, fmt, split="test", with_val=False)
+    except ModelError as e:  # raised where only the bytes are known: the user needs the file's name
+        raise HarnessError(f"{model}: {e}") from None
     checks = run.aggregate(task, section, [record])
     m.rows.append(run.runtimes_row(deployed))
     if fmt not in section["size_formats"]:

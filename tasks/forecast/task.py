@@ -9,7 +9,7 @@ import numpy as np
 from harness.core import stats
 from harness.core.config import Field, in_range, one_of
 from harness.core.constraints import SECTION_SCHEMA
-from harness.core.errors import HarnessError
+from harness.core.errors import HarnessError, ModelError
 from harness.core.task import Context, Limit, Measurement, TaskBase, Trained, size_floor
 from harness.toolkit import datasets
 from harness.toolkit.measure.interpreter import Runner, weight_sparsity
@@ -180,7 +180,7 @@ class ForecastTask(UserFiles, TaskBase):
         runner = Runner(tflite, kernels=ctx.options.get("kernels") or "default")
         expected_in = (1, section["input_steps"], 2)
         if runner.input_shape != expected_in or runner.output_shape != (1, K, 2):
-            raise HarnessError(f"model I/O is {runner.input_shape} -> {runner.output_shape}, expected {expected_in} -> (1, {K}, 2)")
+            raise ModelError(f"model I/O is {runner.input_shape} -> {runner.output_shape}, expected {expected_in} -> (1, {K}, 2)")
         x, y = w.x[split], w.y[split]
         pred = runner.predict(self.model_inputs(ctx, section, recipe, x))
         mae = windows.mae_per_feature(pred, y)

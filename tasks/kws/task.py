@@ -8,7 +8,7 @@ import numpy as np
 
 from harness.core import stats
 from harness.core.config import Field
-from harness.core.errors import HarnessError
+from harness.core.errors import HarnessError, ModelError
 from harness.core.task import Context, Limit, Measurement, TaskBase, Trained, size_floor
 from harness.toolkit.measure.interpreter import Runner, weight_sparsity
 from harness.toolkit import ensemble
@@ -251,7 +251,7 @@ class KwsTask(UserFiles, TaskBase):
                 x_te = self.resample_first_features(ctx, section, args, split)
             expected = (1, *args.feature_shape, 1)
             if runner.input_shape != expected:
-                raise HarnessError(f"model input is {runner.input_shape}, but {args.describe()} gives {expected} "
+                raise ModelError(f"model input is {runner.input_shape}, but {args.describe()} gives {expected} "
                                    f"(or raw audio: ({args.sampling_rate}, 1))")
         pred = runner.predict(x_te).argmax(-1)
         correct = int((pred == y_te).sum())

@@ -5,7 +5,7 @@ import warnings
 
 import numpy as np
 
-from harness.core.errors import HarnessError
+from harness.core.errors import HarnessError, ModelError
 from harness.toolkit.tfsetup import quiet_stderr
 
 KERNELS = ("default", "reference")
@@ -35,7 +35,7 @@ def load(tflite: bytes, num_threads: int = 1, kernels: str = "default"):
             it = Interpreter(model_content=tflite, num_threads=num_threads, **extra)
             it.allocate_tensors()
     except (ValueError, RuntimeError) as e:
-        raise HarnessError(f"the model does not load in {name}: {' '.join(str(e).split())[:300]}") from None
+        raise ModelError(f"the model does not load in {name}: {' '.join(str(e).split())[:300]}") from None
     return it, name + (" (reference kernels)" if kernels == "reference" else "")
 
 
@@ -51,7 +51,7 @@ class Runner:
         self.raw_int16 = self.inp["dtype"] == np.int16 and not self.inp["quantization"][0]
         for what, d in (("input", self.inp), ("output", self.out)):
             if d["dtype"] != np.float32 and not d["quantization"][0] and not (what == "input" and self.raw_int16):
-                raise HarnessError(f"the model's {what} is {np.dtype(d['dtype']).name} but carries no quantization scale")
+                raise ModelError(f"the model's {what} is {np.dtype(d['dtype']).name} but carries no quantization scale")
         self.input_shape = tuple(int(d) for d in self.inp["shape"])
         self.output_shape = tuple(int(d) for d in self.out["shape"])
 
