@@ -356,3 +356,75 @@ def _zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z"
     except OSError:
         return False
+
+
+def _version_record(suite="toy", version="a"):
+    """A minimal report.json of a version, as `run` writes it (enough for its page and the summaries)."""
+    check = {"label": "MAE, test split", "metric": "mae", "limit_text": "< 0.5", "measured_text": "0.1000",
+             "result": "PASS", "unit": "units", "passed": True}
+    task = {"task": "toy", "title": "Toy regression", "commit": "c0ffee", "finished_utc": "2026-01-01 00:00 UTC",
+            "seed_rule": "seed 1", "passed": True, "checks": [check],
+            "seeds": [{"seed": 1, "shipped": True, "passed": True, "tflite_sha256": "ab" * 32, "checks": [check],
+                       "val_metrics": {}}],
+            "artifact": {"file": "toy/model.tflite", "bytes": 100, "sha256": "ab" * 32, "sidecar": "toy/model.json",
+                         "sizes": {"tflite": 100}},
+            "recipe_path": "tasks/toy/recipes/toy-a.toml", "recipe_summary": "dense", "rows": [], "data": {},
+            "build": {}, "seconds": {"train": 1.0}, "build_cached": False}
+    return {"suite": suite, "version": version, "commit": "c0ffee", "host_line": "Some CPU", "passed": True,
+            "constraints": {"path": "constraints/toy/version-a.toml", "status": "official", "academic_year": "test",
+                            "kilobyte_bytes": 1000},
+            "tasks": [task]}
+
+
+BROKEN_REPORTS = {
+    "a list": b"[]",
+    "no commit": b'{"suite": "toy", "version": "b"}',
+    "not utf-8": b'{"suite": "toy\xff\xfe"}',
+    "cut short": b'{"suite": "toy", "version": "b", "tas',
+    "a task without checks": json.dumps({**_version_record(version="b"), "tasks": [{"title": "x"}]}).encode(),
+}
+
+
+def _results_with(tmp_path, broken: bytes) -> Path:
+    out = tmp_path / "results"
+    atomic.write_json(out / "toy" / "version-a" / "report.json", _version_record())
+    bad = out / "toy" / "version-b" / "report.json"
+    bad.parent.mkdir(parents=True)
+    bad.write_bytes(broken)
+    return out
+
+
+@pytest.mark.parametrize("broken", BROKEN_REPORTS.values(), ids=BROKEN_REPORTS.keys())
+def test_summarize_refuses_a_broken_report_in_one_line_naming_it(tmp_path, capsys, monkeypatch, broken):
+    from harness import cli
+
+    monkeypatch.setattr("harness.toolkit.tfsetup.silence_native_stderr", lambda: None)  # keep stderr for capsys
+    out = _results_with(tmp_path, broken)
+    assert cli.main(["summarize", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and str(out / "toy" / "version-b" / "report.json") in err[0]
+    assert not (out / "summary.md").exists() and not (out / "toy" / "version-a" / "report.md").exists()
+
+
+def test_summarize_names_every_broken_report_and_a_lone_broken_one_is_not_no_reports(tmp_path, capsys, monkeypatch):
+    from harness import cli
+
+    monkeypatch.setattr("harness.toolkit.tfsetup.silence_native_stderr", lambda: None)
+    out = tmp_path / "results"
+    for v, raw in (("a", b"[]"), ("b", b"{")):
+        (out / "toy" / f"version-{v}").mkdir(parents=True)
+        (out / "toy" / f"version-{v}" / "report.json").write_bytes(raw)
+    assert cli.main(["summarize", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "version-a/report.json" in err and "version-b/report.json" in err and "no version reports" not in err
+
+
+@pytest.mark.parametrize("broken", BROKEN_REPORTS.values(), ids=BROKEN_REPORTS.keys())
+def test_the_summaries_after_a_run_leave_a_broken_report_out_and_say_so(tmp_path, broken):
+    out = _results_with(tmp_path, broken)
+    lines = []
+    run.report.write_summaries(out, "toy", log=lines.append)  # what `run` calls once its own report is written
+    assert len(lines) == 1 and lines[0].startswith("warning:") and str(out / "toy" / "version-b" / "report.json") in lines[0]
+    for summary in (out / "summary.md", out / "toy" / "summary.md"):
+        text = summary.read_text()
+        assert "version-a" in text and "version-b" not in text

@@ -84,3 +84,37 @@ def test_a_version_page_names_the_host_that_measured_each_task_and_summarize_rer
     summary = (out / "summary.md").read_text()
     assert "Other CPU (x86_64, 2 cores)" in summary and rep["host_line"] not in summary
     assert json.loads(record.read_text()) == rep  # the record itself is not rewritten
+
+
+def test_a_checks_report_pair_appears_together_or_not_at_all(tmp_path, toy, monkeypatch):
+    from harness import cli
+    from harness.pipeline import check_file
+    from harness.toolkit import atomic, convert, package
+    from harness.toolkit.tfsetup import keras
+
+    k = keras()
+    out = tmp_path / "out"
+    models = []
+    for width in (3, 5):  # two untrained files of the same name: the check folder is named after the file
+        m = k.Sequential([k.Input((4,)), k.layers.Dense(width), k.layers.Dense(1)])
+        path = tmp_path / f"w{width}" / "mine.tflite.zlib"
+        path.parent.mkdir()
+        path.write_bytes(package.pack(convert.to_tflite(m, "none"), "zlib"))
+        models.append(path)
+    ctx = Context(data_dir=tmp_path, log=lambda m: None)
+    first = check_file.check_file(ctx, models[0], "toy", "a", "toy", out=out, constraints_dir=TOY / "constraints")
+    folder = out / "toy" / "check-a-mine"
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    assert sorted(before) == ["report.json", "report.md"] and first["sha256"] in before["report.md"].decode()
+
+    def full(path, obj):
+        raise OSError(28, "No space left on device", str(path))
+
+    with monkeypatch.context() as m, pytest.raises((OSError, cli.HarnessError), match="No space left"):
+        m.setattr(atomic, "write_json", full)  # the page is written, then the record fails
+        check_file.check_file(ctx, models[1], "toy", "a", "toy", out=out, constraints_dir=TOY / "constraints")
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    assert sorted(p.name for p in folder.parent.iterdir()) == ["check-a-mine"]  # no staging left behind
+    second = check_file.check_file(ctx, models[1], "toy", "a", "toy", out=out, constraints_dir=TOY / "constraints")
+    rec = json.loads((folder / "report.json").read_text())
+    assert rec["sha256"] == second["sha256"] != first["sha256"] and second["sha256"] in (folder / "report.md").read_text()

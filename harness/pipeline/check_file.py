@@ -15,7 +15,7 @@ from harness.core.errors import HarnessError, ModelError
 from harness.core.paths import rel
 from harness.core.task import Context
 from harness.core.task import get as get_task
-from harness.pipeline import report, run
+from harness.pipeline import publish, report, run
 from harness.toolkit import atomic, hostinfo, package
 
 
@@ -60,10 +60,26 @@ def check_file(ctx: Context, model: Path, suite: str, version: str, task_name: s
     if out is not None:
         stem = model.name.split(".")[0]
         folder = Path(out) / suite / f"check-{version}-{stem}"
-        atomic.write_text(folder / "report.md", text)
-        atomic.write_json(folder / "report.json", rep)
+        write_report(folder, rep, text)
         rep["report"] = rel(folder / "report.md")
     return rep
+
+
+def write_report(folder: Path, rep: dict, text: str) -> None:
+    """The check's report.md and report.json appear together or not at all: written into a staging folder that
+    replaces `folder` in one swap, as `run` publishes a version (an earlier check's pair stays until then)."""
+    staging = publish.stage(folder)
+    try:
+        atomic.write_text(staging / "report.md", text)
+        atomic.write_json(staging / "report.json", rep)
+        publish.commit(staging, folder)
+    except OSError as e:
+        publish.discard(staging)
+        raise HarnessError(f"{e.filename or staging}: cannot write the check's report ({e.strerror or e}); "
+                           f"the previous one in {folder} is unchanged") from None
+    except BaseException:
+        publish.discard(staging)
+        raise
 
 
 def markdown(rep: dict) -> str:

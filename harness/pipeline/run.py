@@ -305,7 +305,7 @@ def run_version(ctx: Context, suite: str, version: str, tasks: list[str] | None 
         publish.discard(staging)
         raise
     try:
-        report.write_summaries(Path(out_dir), suite)
+        report.write_summaries(Path(out_dir), suite, log=ctx.log)
     except OSError as e:
         raise HarnessError(f"{e.filename or out_dir}: cannot write the summaries ({e.strerror or e})") from None
     ctx.log(f"   -> {rel(final / 'report.md')}")
