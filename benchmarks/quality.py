@@ -193,10 +193,15 @@ def main(argv=None) -> int:
     p.add_argument("--results", default=str(ROOT / "results" / "reference"))
     args = p.parse_args(argv)
     sys.path.insert(0, str(ROOT))
+    from harness.core.errors import HarnessError
     from harness.pipeline import report
 
     targets = tomllib.loads((ROOT / "benchmarks" / "targets.toml").read_text())
-    reports = report.load_reports(Path(args.results))
+    try:
+        reports = report.load_reports(Path(args.results))
+    except HarnessError as e:  # a broken report.json: named in one line, as the harness's own commands do
+        print(f"error: {e}")
+        return 2
     if not reports:
         print(f"no reports under {args.results}: run `make reference` (or point --results at a run)")
         return 1

@@ -48,3 +48,13 @@ def test_the_runtime_benchmark_says_when_the_shipped_recipes_changed_after_the_t
     assert "not compared" in runtime_line(tmp_path, 5400, show=lambda commit, path: None)
     atomic.write_json(tmp_path / "runs" / "full.json", dict(record, commit="abc123+dirty"))
     assert "not compared" in runtime_line(tmp_path, 5400, show=show(lambda path, text: text))  # not that commit's
+
+
+def test_a_broken_report_stops_the_quality_bench_in_one_line(tmp_path, capsys):
+    from benchmarks.quality import main
+
+    broken = tmp_path / "ml4iot-2022" / "version-a" / "report.json"
+    broken.parent.mkdir(parents=True)
+    broken.write_text("[]")
+    assert main(["--results", str(tmp_path)]) == 2
+    assert capsys.readouterr().out.startswith(f"error: {broken}: holds a JSON list")

@@ -252,6 +252,26 @@ def test_a_damaged_feature_cache_is_reported_in_one_line_and_recomputed(shared_d
     assert F._load_cached(path, X.shape, np.array([0, 0, 0, 1, 1], np.int32)) is not None
 
 
+def test_a_feature_cache_that_cannot_be_written_is_said_and_skipped(shared_data, tmp_path, monkeypatch, capsys):
+    from tasks.kws.data import find_corpus
+    from tasks.kws.features import cache
+
+    monkeypatch.setenv(datasets.CACHE_DIR_ENV, str(tmp_path))
+    corpus = find_corpus(shared_data)
+    items = corpus.items(["go"])[:2] + corpus.items(["stop"])[:2]
+    expected, _ = F.cached_features(corpus, items, ["go", "stop"], PreprocessingArgs(), "test", use_cache=False)
+
+    def read_only(path, data):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(cache, "write_bytes", read_only)
+    capsys.readouterr()
+    X, _ = F.cached_features(corpus, items, ["go", "stop"], PreprocessingArgs(), "val")
+    assert np.array_equal(X, expected)
+    said = [line for line in capsys.readouterr().out.splitlines() if "cannot be written" in line]
+    assert len(said) == 1 and "Permission denied" in said[0] and said[0].endswith("going on without it")
+
+
 def test_an_interrupt_while_reading_the_feature_cache_is_not_taken_for_damage(tmp_path, monkeypatch):
     path = tmp_path / "test-x.npz"
     np.savez(path, X=np.zeros((1, 49, 10, 1), np.float32))

@@ -65,7 +65,10 @@ def cached_features(corpus, items: Sequence[tuple[str, str]], labels: Sequence[s
         X[done:done + filled] = extractor.batch(buffer[:filled])
     blob = io.BytesIO()
     np.savez(blob, X=X, y=y, sha256=np.array(hashlib.sha256(X.tobytes()).hexdigest()))
-    write_bytes(path, blob.getvalue())
+    try:
+        write_bytes(path, blob.getvalue())
+    except OSError as e:  # a cache saves time only: a read-only or full cache folder must not stop the work
+        print(f"  feature cache {path} cannot be written ({e.strerror or e}); going on without it", flush=True)
     return X, y
 
 
