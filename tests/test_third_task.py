@@ -115,6 +115,9 @@ def test_a_checks_report_pair_appears_together_or_not_at_all(tmp_path, toy, monk
         check_file.check_file(ctx, models[1], "toy", "a", "toy", out=out, constraints_dir=TOY / "constraints")
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
     assert sorted(p.name for p in folder.parent.iterdir()) == ["check-a-mine"]  # no staging left behind
+    said = []
+    ctx.log = said.append
     second = check_file.check_file(ctx, models[1], "toy", "a", "toy", out=out, constraints_dir=TOY / "constraints")
+    assert said == [f"note: {folder} held the report of {models[0]}; it now holds {models[1]}'s"]
     rec = json.loads((folder / "report.json").read_text())
     assert rec["sha256"] == second["sha256"] != first["sha256"] and second["sha256"] in (folder / "report.md").read_text()

@@ -6,6 +6,8 @@ names every assumption it made.
 """
 from __future__ import annotations
 
+import json
+
 from pathlib import Path
 
 from tabulate import tabulate
@@ -60,9 +62,20 @@ def check_file(ctx: Context, model: Path, suite: str, version: str, task_name: s
     if out is not None:
         stem = model.name.split(".")[0]
         folder = Path(out) / suite / f"check-{version}-{stem}"
+        earlier = _checked_model(folder)
+        if earlier not in (None, str(model)):  # folders are named by the file's stem: say whose report goes
+            ctx.log(f"note: {folder} held the report of {earlier}; it now holds {model}'s")
         write_report(folder, rep, text)
         rep["report"] = rel(folder / "report.md")
     return rep
+
+
+def _checked_model(folder: Path) -> str | None:
+    """The model path an earlier check recorded in folder, if any (an unreadable record counts as none)."""
+    try:
+        return str(json.loads((folder / "report.json").read_text())["model"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def write_report(folder: Path, rep: dict, text: str) -> None:
