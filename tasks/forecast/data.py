@@ -20,6 +20,8 @@ COLUMNS = ("T (degC)", "rh (%)")
 TIME_COLUMNS = ("Date Time", "date")
 STEP = pd.Timedelta(minutes=10)
 MISSING = -9999.0
+# Beyond these a value is a fault, not weather (the station records lie inside; RH reaches 100): T in °C, RH in %RH.
+PLAUSIBLE = {"T (degC)": (-80.0, 60.0), "rh (%)": (0.0, 100.0)}
 
 OFFICIAL_NAME = "jena_climate_2009_2016.csv.zip"
 OFFICIAL_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/jena_climate_2009_2016.csv.zip"
@@ -123,6 +125,12 @@ def read_file(path: str | Path) -> tuple[pd.DataFrame, SourceFile]:
             f"{where}: {int(bad.sum())} rows with a missing T/RH value (-9999 or not a number), "
             f"first at data row {i + 1} ({times.iloc[i]})"
         )
+    for col, (lo, hi) in PLAUSIBLE.items():
+        outside = ~values[col].between(lo, hi)
+        if outside.any():
+            i = int(np.flatnonzero(outside.to_numpy())[0])
+            raise HarnessError(f"{where}: {int(outside.sum())} rows with '{col}' outside [{lo:g}, {hi:g}], first at "
+                               f"data row {i + 1} ({times.iloc[i]}: {values[col].iloc[i]:g})")
     out = pd.DataFrame(values.to_numpy(np.float32), index=pd.DatetimeIndex(times), columns=list(COLUMNS))
     info = SourceFile(
         path=str(path),

@@ -61,6 +61,16 @@ def test_missing_value_marker_is_an_error(tmp_path):
         jena.load([p])
 
 
+@pytest.mark.parametrize("row,message", [
+    ("1e308,80", r"1 rows with 'T \(degC\)' outside \[-80, 60\], first at data row 2 \(2020-01-01 00:20:00: 1e\+308\)"),
+    ("1.0,100.5", r"1 rows with 'rh \(%\)' outside \[0, 100\], first at data row 2"),
+])
+def test_values_no_weather_gives_are_refused_with_their_row(tmp_path, row, message):
+    p = _csv(tmp_path, f"date,T (degC),rh (%)\n2020-01-01 00:10:00,1.0,80\n2020-01-01 00:20:00,{row}\n")
+    with pytest.raises(HarnessError, match=r"bad\.csv: " + message):
+        jena.load([p])
+
+
 def test_bad_timestamp_and_bad_zip(tmp_path):
     p = _csv(tmp_path, "date,T (degC),rh (%)\n01/01/2020,1.0,80\n")
     with pytest.raises(HarnessError, match=r"bad\.csv.*'date'"):
