@@ -176,9 +176,6 @@ def load(paths: list[str | Path], duplicates: str = "keep") -> Series:
         (str(pd.Timestamp(times[i])), int((diffs[i] - STEP.to_timedelta64()) / np.timedelta64(1, "m")))
         for i in np.flatnonzero(diffs > STEP.to_timedelta64())
     ]
-    if (diffs < np.timedelta64(0, "ns")).any():
-        i = int(np.flatnonzero(diffs < np.timedelta64(0, "ns"))[0])
-        raise HarnessError(f"Jena data: time goes backwards after {pd.Timestamp(times[i])} (overlapping files?)")
     return Series(
         values=frame.to_numpy(np.float32),
         times=times,
