@@ -194,11 +194,11 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     from harness.core.errors import HarnessError
-    from harness.pipeline import report
+    from harness.pipeline import report_files
 
     targets = tomllib.loads((ROOT / "benchmarks" / "targets.toml").read_text())
     try:
-        reports = report.load_reports(Path(args.results))
+        reports = report_files.load_reports(Path(args.results))
     except HarnessError as e:  # a broken report.json: named in one line, as the harness's own commands do
         print(f"error: {e}")
         return 2

@@ -157,15 +157,15 @@ def cmd_import_latency(args) -> int:
 
 
 def cmd_summarize(args) -> int:
-    from harness.pipeline import report
+    from harness.pipeline import report_files
 
     out = Path(args.out)
-    suites = sorted({r["suite"] for r in report.load_reports(out)})
+    suites = sorted({r["suite"] for r in report_files.load_reports(out)})
     if not suites:
         raise HarnessError(f"{out}: no version reports to summarize")
-    pages = report.rerender(out)
+    pages = report_files.rerender(out)
     for suite in suites:
-        report.write_summaries(out, suite)
+        report_files.write_summaries(out, suite)
     _log(f"-> {len(pages)} version page(s) and {out / 'summary.md'} ({len(suites)} suite(s))")
     return 0
 

@@ -423,7 +423,7 @@ def test_summarize_names_every_broken_report_and_a_lone_broken_one_is_not_no_rep
 def test_the_summaries_after_a_run_leave_a_broken_report_out_and_say_so(tmp_path, broken):
     out = _results_with(tmp_path, broken)
     lines = []
-    run.report.write_summaries(out, "toy", log=lines.append)  # what `run` calls once its own report is written
+    run.report_files.write_summaries(out, "toy", log=lines.append)  # what `run` calls once its own report is written
     assert len(lines) == 1 and lines[0].startswith("warning:") and str(out / "toy" / "version-b" / "report.json") in lines[0]
     for summary in (out / "summary.md", out / "toy" / "summary.md"):
         text = summary.read_text()

@@ -79,20 +79,10 @@ def _checked_model(folder: Path) -> str | None:
 
 
 def write_report(folder: Path, rep: dict, text: str) -> None:
-    """The check's report.md and report.json appear together or not at all: written into a staging folder that
-    replaces `folder` in one swap, as `run` publishes a version (an earlier check's pair stays until then)."""
-    staging = publish.stage(folder)
-    try:
+    """The check's report.md and report.json appear together or not at all, as a run's version folder does."""
+    with publish.together(folder, "report files") as staging:
         atomic.write_text(staging / "report.md", text)
         atomic.write_json(staging / "report.json", rep)
-        publish.commit(staging, folder)
-    except OSError as e:
-        publish.discard(staging)
-        raise HarnessError(f"{e.filename or staging}: cannot write the check's report ({e.strerror or e}); "
-                           f"the previous one in {folder} is unchanged") from None
-    except BaseException:
-        publish.discard(staging)
-        raise
 
 
 def markdown(rep: dict) -> str:

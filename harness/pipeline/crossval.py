@@ -94,14 +94,9 @@ def cross_validate(ctx: Context, suite: str, version: str, task_name: str, folds
     md = markdown(rep)
     if out_dir is not None:
         final = Path(out_dir) / suite / "cv" / f"{version}-{task_name}-{label}"
-        staging = publish.stage(final)
-        try:
+        with publish.together(final, "report files") as staging:
             atomic.write_json(staging / "report.json", rep)
             atomic.write_text(staging / "report.md", md)
-            publish.commit(staging, final)
-        except BaseException:
-            publish.discard(staging)
-            raise
         rep["folder"] = str(final)
     rep["markdown"] = md
     return rep

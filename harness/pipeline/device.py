@@ -19,7 +19,7 @@ from harness.core import check as checks
 from harness.core.errors import HarnessError
 from harness.core.paths import rel
 from harness.core.task import get as get_task
-from harness.pipeline import publish, report
+from harness.pipeline import publish, report, report_files
 from harness.pipeline.run import RUNTIMES_LABEL
 from harness.toolkit import atomic
 
@@ -74,14 +74,9 @@ def bundle(out_dir: Path, suite: str, version: str, task_name: str | None = None
              "requirements.txt": ("\n".join(REQUIREMENTS) + "\n").encode(),
              "README.md": _readme(manifest).encode()}
     final = Path(out_dir) / suite / "bundles" / f"version-{version}-{entry['task']}"
-    staging = publish.stage(final)
-    try:
+    with publish.together(final, "bundle files") as staging:
         for fname, data in files.items():
             atomic.write_bytes(staging / fname, data)
-        publish.commit(staging, final)
-    except BaseException:
-        publish.discard(staging)
-        raise
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         for fname in sorted(files):
@@ -133,14 +128,9 @@ def import_latency(path: Path, out_dir: Path) -> dict:
     seed_pass = all(s["passed"] for s in entry.get("seeds", [])) if entry.get("seeds") else entry["passed"]
     entry["passed"] = seed_pass and all(c["passed"] is not False for c in entry["checks"] if c.get("imported"))
     rep["passed"] = all(t["passed"] for t in rep["tasks"])
-    staging = publish.stage(folder)
-    try:
+    with publish.together(folder, "report files") as staging:
         shutil.rmtree(staging)
         shutil.copytree(folder, staging)  # artifacts unchanged; the three report files rewritten together
         report.write_version(staging, rep)
-        publish.commit(staging, folder)
-    except BaseException:
-        publish.discard(staging)
-        raise
-    report.write_summaries(Path(out_dir), suite)
+    report_files.write_summaries(Path(out_dir), suite)
     return {"report": rel(folder / "report.md"), "row": new, "passed": rep["passed"]}

@@ -317,9 +317,8 @@ def grade(ctx: Context, root: Path, suite: str, versions: list[str] | None, out_
         get_task(t).ensure_data(ctx, constraints.load(suite, v, root=cdir).task(t))  # the grader's data, checked once
     results = measure_all(subs, suite, ctx.data_dir, ctx.options, cdir, log=ctx.log, timeout_s=timeout_s)
     final = Path(out_dir) / suite / f"grade-{root.name}"
-    staging = publish.stage(final)
     boards = []
-    try:
+    with publish.together(final, "leaderboards") as staging:
         every = [(v, t) for v in versions for t in constraints.load(suite, v, root=cdir).tasks]
         groups: dict[tuple[str, str], list[int]] = {}
         for i, s in enumerate(subs):  # a file whose name says no version is listed on every board
@@ -333,8 +332,4 @@ def grade(ctx: Context, root: Path, suite: str, versions: list[str] | None, out_
                               + _table(board, "latex_booktabs") + "\n")
             atomic.write_text(staging / f"{name}.md", board_markdown(board, root.name))
             boards.append(board)
-        publish.commit(staging, final)
-    except BaseException:
-        publish.discard(staging)
-        raise
     return {"folder": rel(final), "boards": boards}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 from harness.core.errors import HarnessError
@@ -72,3 +73,21 @@ def commit(staging: Path, final: Path) -> None:
 
 def discard(staging: Path) -> None:
     shutil.rmtree(staging, ignore_errors=True)
+
+
+
+@contextmanager
+def together(final: Path, what: str = "results"):
+    """Yield a staging folder for `final`, swapped in when the block ends; on any failure it is removed and the
+    previous `what` (a plural: "results", "report files") stay as they were."""
+    staging = stage(final)
+    try:
+        yield staging
+        commit(staging, final)
+    except OSError as e:
+        discard(staging)
+        raise HarnessError(f"{e.filename or staging}: cannot write the {what} ({e.strerror or e}); "
+                           f"the previous {what} in {final} are unchanged") from None
+    except BaseException:
+        discard(staging)
+        raise

@@ -18,7 +18,7 @@ from harness.core import check, constraints, stats
 from harness.core.errors import HarnessError
 from harness.core.paths import RESULTS_DIR, rel
 from harness.core.task import Context
-from harness.pipeline import plan, publish, report
+from harness.pipeline import plan, publish, report, report_files
 from harness.pipeline.builds import build_seeds, seeds_of, with_seed
 from harness.toolkit import atomic, hostinfo, package
 from harness.toolkit.measure.interpreter import runtimes_loading
@@ -269,8 +269,7 @@ def run_version(ctx: Context, suite: str, version: str, tasks: list[str] | None 
         outcomes[name] = out.report
         files.update({f"{name}/{k}": v for k, v in out.files.items()})
     # Everything was measured: now write the whole set beside the old one, and swap.
-    staging = publish.stage(final)
-    try:
+    with publish.together(final) as staging:
         for name, blob in files.items():
             atomic.write_bytes(staging / name, blob)
         # A one-task run keeps the other tasks' last results (each keeps its own commit and date).
@@ -296,16 +295,8 @@ def run_version(ctx: Context, suite: str, version: str, tasks: list[str] | None 
             "wall_seconds": round(time.perf_counter() - started, 2),
         }
         report.write_version(staging, rep)
-        publish.commit(staging, final)
-    except OSError as e:
-        publish.discard(staging)  # the previous set stays as it was
-        raise HarnessError(f"{e.filename or staging}: cannot write the results ({e.strerror or e}); "
-                           f"the previous results in {final} are unchanged") from None
-    except BaseException:
-        publish.discard(staging)
-        raise
     try:
-        report.write_summaries(Path(out_dir), suite, log=ctx.log)
+        report_files.write_summaries(Path(out_dir), suite, log=ctx.log)
     except OSError as e:
         raise HarnessError(f"{e.filename or out_dir}: cannot write the summaries ({e.strerror or e})") from None
     ctx.log(f"   -> {rel(final / 'report.md')}")
