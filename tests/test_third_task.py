@@ -1,5 +1,6 @@
 """The seam: a third task that lives only under tests/ runs end to end (run, check, report, search)."""
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -118,6 +119,15 @@ def test_a_checks_report_pair_appears_together_or_not_at_all(tmp_path, toy, monk
     said = []
     ctx.log = said.append
     second = check_file.check_file(ctx, models[1], "toy", "a", "toy", out=out, constraints_dir=TOY / "constraints")
-    assert said == [f"note: {folder} held the report of {models[0]}; it now holds {models[1]}'s"]
-    rec = json.loads((folder / "report.json").read_text())
-    assert rec["sha256"] == second["sha256"] != first["sha256"] and second["sha256"] in (folder / "report.md").read_text()
+    other = out / "toy" / "check-a-mine-2"  # another file of the same name never replaces the first one's report
+    assert said == [f"note: {folder} holds the report of another file named mine.tflite.zlib; this one goes to {other.name}"]
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    rec = json.loads((other / "report.json").read_text())
+    assert rec["sha256"] == second["sha256"] != first["sha256"] and second["sha256"] in (other / "report.md").read_text()
+    assert second["report"].endswith("check-a-mine-2/report.md")
+    said.clear()  # each file checked again goes back to its own folder, given by another spelling of its path
+    again = check_file.check_file(ctx, Path(os.path.relpath(models[0])), "toy", "a", "toy", out=out,
+                                  constraints_dir=TOY / "constraints")
+    assert said == [] and again["report"].endswith("check-a-mine/report.md")
+    check_file.check_file(ctx, models[1], "toy", "a", "toy", out=out, constraints_dir=TOY / "constraints")
+    assert sorted(p.name for p in folder.parent.iterdir()) == ["check-a-mine", "check-a-mine-2"]

@@ -60,14 +60,35 @@ def check_file(ctx: Context, model: Path, suite: str, version: str, task_name: s
            "host_line": hostinfo.host_line(), "constraints": cons.rel_path, "details": m.details}
     text = markdown(rep)
     if out is not None:
-        stem = model.name.split(".")[0]
-        folder = Path(out) / suite / f"check-{version}-{stem}"
-        earlier = _checked_model(folder)
-        if earlier not in (None, str(model)):  # folders are named by the file's stem: say whose report goes
-            ctx.log(f"note: {folder} held the report of {earlier}; it now holds {model}'s")
+        first, folder = report_folders(Path(out) / suite, version, model)
+        if folder != first:
+            ctx.log(f"note: {first} holds the report of another file named {model.name}; this one goes to {folder.name}")
         write_report(folder, rep, text)
         rep["report"] = rel(folder / "report.md")
     return rep
+
+
+def report_folders(parent: Path, version: str, model: Path) -> tuple[Path, Path]:
+    """(check-<version>-<stem>, the folder for this file): the first, or -2, -3, ... when it holds the report of
+    another file with the same stem. A file checked again goes back to its own folder; another file never
+    replaces its report.
+    """
+    first = parent / f"check-{version}-{model.name.split('.')[0]}"
+    n = 1
+    while True:
+        folder = first if n == 1 else first.with_name(f"{first.name}-{n}")
+        publish.recover(folder)  # a swap cut short is put back before the folder is read
+        earlier = _checked_model(folder)
+        if earlier is None or _same_file(Path(earlier), model):
+            return first, folder
+        n += 1
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
 
 
 def _checked_model(folder: Path) -> str | None:
