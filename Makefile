@@ -17,7 +17,7 @@ SEEDS    ?= 1
 JOBS     ?= 1
 RUN_ARGS := $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(JENA),--jena $(JENA)) $(if $(PROFILE),--profile $(PROFILE)) --seeds $(SEEDS) --jobs $(JOBS) $(ARGS)
 
-.PHONY: venv version-% all-versions all-suites reference test bench search seed-reports check grade bundle list clean-cache
+.PHONY: venv version-% all-versions all-suites reference test bench search seed-reports check grade bundle list clean-cache cv
 
 venv: $(STAMP)
 $(STAMP): requirements.txt

@@ -111,6 +111,7 @@ def cmd_run(args) -> int:
         "every_version": bool(args.all or not args.version), "versions": [f"{s_}/{v}" for s_, v in plan],
         "tasks": args.task, "seeds": args.seeds, "jobs": args.jobs, "overrides": args.set, "recipes": args.recipe,
         "use_cache": not args.no_cache, "started_utc": started_utc, "wall_seconds": round(wall, 1),
+        "stage_seconds": {k: round(s_, 1) for k, s_ in res["seconds"].items()},
         **{k: res[k] for k in ("builds", "builds_cached", "builds_shared", "failed")}})
     _log(f"done in {wall:.1f} s ({res['builds_cached']} of {res['builds']} build(s) from an earlier run's cache; "
          f"record {record}); " + (f"FAIL: {', '.join(res['failed'])}" if res["failed"] else "every version PASS"))
@@ -233,7 +234,7 @@ def parser() -> argparse.ArgumentParser:
     results = str(Path(__file__).resolve().parents[1] / "results")
     common = argparse.ArgumentParser(add_help=False)  # options every command shares
     common.add_argument("--suite", default="ml4iot-2022", help="suite name (constraints/<suite>/)")
-    common.add_argument("--data-dir", help="data folder (default: $ML4IOT_DATA_DIR, else ./data)")
+    common.add_argument("--data-dir", help="data folder (default: $ML4IOT_DATA_DIR, else data/ in the project folder)")
     common.add_argument("--out", type=_out_dir, default=results, help="results folder (default: results/)")
     p = argparse.ArgumentParser(prog="python -m harness", description="Train, shrink, convert and measure tiny models against versioned constraints.")
     sub = p.add_subparsers(dest="command", required=True)

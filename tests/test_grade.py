@@ -83,3 +83,23 @@ def test_a_file_name_that_says_no_version_fails_with_the_expected_pattern(tmp_pa
         grade.grade(Context(data_dir=tmp_path), tmp_path / "missing", "toy", None, tmp_path / "out",
                     constraints_dir=TOY / "constraints")
     shutil.rmtree(subs)
+
+
+def test_per_limit_grading_ranks_by_limits_met_before_the_objectives():
+    """An edition that grades one point per limit ranks a file meeting one limit of two above one meeting none, even
+    when the second is better on the objectives; under all-limits both fail alike and the objectives decide."""
+    tasks._REGISTRY["toy"] = "tests.toy_task.task"
+    try:
+        task = tasks.get("toy")
+        section = {"max_mae": 0.5, "max_size_bytes": 5000}
+
+        def rep(mae, size):
+            return {"passed": False, "checks": [{"metric": "mae", "measured": mae, "passed": mae < 0.5},
+                                                {"metric": "size_bytes", "measured": size, "passed": size < 5000}]}
+        one_limit, no_limit = rep(0.9, 4000), rep(0.6, 6000)  # the second is closer to the MAE limit
+        per = [grade._rank_key(task, section, r, "per-limit") for r in (one_limit, no_limit)]
+        every = [grade._rank_key(task, section, r, "all-limits") for r in (one_limit, no_limit)]
+        assert per[0] < per[1] and every[1] < every[0]
+        assert grade.rank_rule(task, section, "per-limit").startswith("points (one per limit met")
+    finally:
+        tasks._REGISTRY.pop("toy", None)

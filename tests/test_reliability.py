@@ -221,6 +221,9 @@ def test_every_run_command_leaves_a_record_and_the_benchmark_reads_the_full_run(
     assert (records[0]["builds"], records[0]["builds_cached"], records[1]["builds_cached"]) == (1, 0, 1)
     assert records[0]["builds_shared"] == 0 and not records[0]["every_version"]
     assert records[0]["wall_seconds"] > 0 and records[0]["command"].startswith("python -m harness run --suite ml4iot-2022")
+    stages = records[0]["stage_seconds"]  # where the time went, kept beside the wall time
+    assert stages["build (train + convert)"] > 0 == records[1]["stage_seconds"]["build (train + convert)"]  # cached
+    assert all(isinstance(v, float) and 0 <= v <= records[0]["wall_seconds"] + 1 for v in stages.values())
     # neither is a full run (one suite, a task filter, overrides): the benchmark says it has no timing
     assert full_run_record(out) is None and "not measured" in runtime_line(out, 5400)
     full = dict(records[0], every_suite=True, every_version=True, tasks=None, overrides=None, seeds=5, wall_seconds=6000.0,
