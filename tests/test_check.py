@@ -6,7 +6,7 @@ import pytest
 
 from harness.core import check, constraints, recipes, stats
 from harness.core.task import Limit, get, size_floor
-from harness.pipeline import builds, report
+from harness.pipeline import builds, report, run
 
 LIMITS = [Limit("max_err", "err", "Error, test split", "u"), Limit("min_acc", "acc", "Accuracy", "%"),
           Limit("latency.max_ms", "lat", "Latency (protocol, host)", "ms")]
@@ -175,3 +175,31 @@ def test_the_summary_lists_the_versions_first_and_other_profiles_and_variants_ap
     assert beside.index("s-2021") < beside.index("s-2022")
     only_own = report.summary_markdown(reports[1:2], "one")
     assert "Beside the versions" not in only_own and "s-2022/version-b" in only_own
+
+
+def test_an_interval_ending_at_the_limit_is_marginal():
+    assert check.crosses("<", 0.3, (0.2, 0.3)) and check.crosses(">", 90.0, (90.0, 95.0))
+
+
+def test_bootstrap_is_a_95_interval_of_the_window_mean():
+    err = np.arange(20, dtype=float)[:, None]  # 20 days of one window: sd of the mean 1.289
+    lo, hi = stats.block_bootstrap_mae(err, np.arange(20), resamples=4000)
+    assert 4.6 < hi[0] - lo[0] < 5.6  # 2 x 1.96 x 1.289 = 5.05 (a 90 % interval is 4.24)
+    sizes = np.tile([1, 99], 10)  # days of 1 window (error 1) and of 99 windows (error 0): MAE 0.01, not 0.5
+    err = np.concatenate([np.full((s, 1), float(s == 1)) for s in sizes])
+    lo, hi = stats.block_bootstrap_mae(err, np.repeat(np.arange(20), sizes))
+    assert lo[0] < 0.01 < hi[0] < 0.1
+
+
+def _rec(err, iv, passed):
+    rows = check.evaluate([Limit("max_err", "err", "Error", "u")], {"max_err": 1.0}, {"err": err})
+    return {"metrics": {"err": err}, "checks": [run._check_dict(r) for r in rows], "intervals": {"err": iv},
+            "interval_method": {"err": "bootstrap"}, "passed": passed}
+
+
+def test_aggregate_needs_every_seed_and_marks_marginal_from_any_seed():
+    seeds = [_rec(0.5, (0.4, 0.6), True), _rec(0.8, (0.7, 1.05), True), _rec(1.2, (1.1, 1.3), False)]
+    (row,) = run.aggregate(None, {"max_err": 1.0}, seeds)
+    assert row["k_pass"] == 2 and row["passed"] is False and row["result"] == "FAIL 2/3"
+    (row,) = run.aggregate(None, {"max_err": 1.0}, seeds[:2])
+    assert row["passed"] and row["marginal"] and row["interval"] == (0.4, 0.6) and row["result"] == "PASS 2/2 (marginal)"

@@ -37,3 +37,27 @@ def test_final_file_has_the_target_sparsity(mode):
     tfl = convert.to_tflite(model, mode, lambda: ([x[i : i + 1]] for i in range(32)))
     sp = weight_sparsity(tfl)
     assert sp["FULLY_CONNECTED"] >= 0.74, sp
+
+
+def test_sparsity_of_float16_weights_and_weighted_over_ops():
+    from harness.toolkit.tfsetup import keras
+
+    k = keras()
+    m = k.Sequential([k.Input((8, 8, 1)), k.layers.Conv2D(2, 3), k.layers.Flatten(), k.layers.Dense(4)])
+    conv, dense = m.layers[0], m.layers[2]
+    conv.set_weights([np.zeros((3, 3, 1, 2), np.float32), np.zeros(2, np.float32)])
+    w = np.ones((72, 4), np.float32)
+    w[:36] = 0
+    dense.set_weights([w, np.zeros(4, np.float32)])
+    for mode in ("none", "float16"):
+        sp = weight_sparsity(convert.to_tflite(m, mode))
+        assert sp["FULLY_CONNECTED"] == pytest.approx(0.5), (mode, sp)
+        assert sp["CONV_2D"] == pytest.approx(1.0), (mode, sp)
+        assert sp["all"] == pytest.approx((18 + 144) / (18 + 288)), (mode, sp)
+
+
+def test_schedule_lands_on_a_pruning_step_with_a_given_frequency():
+    for total in (7, 40, 100, 1234):
+        for freq in (0, 3, 7, 100):
+            begin, end, f = shrink.pruning_steps(total, {"begin": 0.2, "end": 0.8, "frequency": freq})
+            assert (end - begin) % f == 0, (total, freq)

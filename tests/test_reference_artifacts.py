@@ -42,3 +42,12 @@ def test_check_of_a_reference_artifact_gives_the_runs_figures(suite, version, ta
         if metric != "latency_ms":  # host timing: measured again, never equal
             got = next(c["measured"] for c in rep["checks"] if c["metric"] == metric)
             assert got == pytest.approx(value, rel=1e-9, abs=1e-12), metric
+    shipped = next(s for s in t["seeds"] if s["shipped"])  # its intervals and baselines are measured again too
+    for c in rep["checks"]:
+        if c["metric"] in shipped["intervals"]:
+            assert c["interval"] == pytest.approx(shipped["intervals"][c["metric"]], rel=1e-9), c["metric"]
+    ours = {b["name"]: [c["measured"] for c in b["checks"]] for b in rep["baselines"]}
+    assert t["baselines"] and all(b["name"] in ours for b in t["baselines"] if not b.get("reference"))
+    for b in t["baselines"]:
+        if b["name"] in ours:
+            assert ours[b["name"]] == pytest.approx([c["measured"] for c in b["checks"]], rel=1e-9), b["name"]

@@ -131,3 +131,21 @@ def test_a_checks_report_pair_appears_together_or_not_at_all(tmp_path, toy, monk
     assert said == [] and again["report"].endswith("check-a-mine/report.md")
     check_file.check_file(ctx, models[1], "toy", "a", "toy", out=out, constraints_dir=TOY / "constraints")
     assert sorted(p.name for p in folder.parent.iterdir()) == ["check-a-mine", "check-a-mine-2"]
+
+
+def test_a_recipe_whose_shipped_seed_passes_but_another_fails_fails(tmp_path, monkeypatch):
+    monkeypatch.setitem(tasks._REGISTRY, "toy", "tests.toy_task.task")
+    from tests.toy_task import task as toy
+    real = toy.ToyTask.measure
+
+    def measure(self, ctx, section, recipe, tflite, split="test", latency=True):
+        m = real(self, ctx, section, recipe, tflite, split, latency)
+        m.metrics["mae"] = 0.1 if recipe["seed"] == 1 else 0.9
+        return m
+
+    monkeypatch.setattr(toy.ToyTask, "measure", measure)
+    ctx = Context(data_dir=tmp_path, log=lambda m: None)
+    cons = constraints.load("toy", "a", root=TOY / "constraints")
+    out = run.run_task(ctx, cons, "toy", seeds=2)
+    assert out.report["seeds"][0]["seed"] == 1 and out.report["seeds"][0]["passed"]
+    assert not out.passed and out.report["checks"][0]["result"].startswith("FAIL 1/2")

@@ -1,9 +1,11 @@
 """A real run on a slice of the station's own CSV format: real .tflite files, a table, reproducible bytes, seeds."""
 import json
+import shutil
 
 import pytest
 
 from harness.core import constraints
+from harness.core.paths import ROOT
 from harness.core.task import Context
 from harness.pipeline import run
 
@@ -196,3 +198,46 @@ def test_the_unconstrained_reference_is_reported_beside_the_shipped_file(tmp_pat
                             overrides=["train.epochs=1", "train.batch_size=128"])
     ref2 = next(b for b in again["tasks"][0]["baselines"] if b.get("reference"))
     assert [c["measured"] for c in ref2["checks"]] == [c["measured"] for c in ref["checks"]]
+
+
+def test_skill_days_and_held_out_year_follow_the_numbers(tmp_path, jena_slice, jena_2017b):
+    ctx = Context(data_dir=tmp_path, options={"jena": [jena_slice], "cross_year": [str(jena_2017b)]}, log=lambda m: None)
+    cons = constraints.load("ml4iot-2022", "a")
+    section = dict(cons.data["forecast"], max_mae_t_degc=100.0, max_mae_rh_pct=1e-9)
+    tight = constraints.Constraints(cons.path, cons.suite, cons.version, dict(cons.data, forecast=section))
+    rep = run.run_task(ctx, tight, "forecast", overrides=["train.epochs=1", "train.batch_size=128"]).report
+    d, m = rep["details"], rep["metrics"]
+    assert d["skill"]["t"] == pytest.approx(1 - m["mae_t_degc"] / d["persistence_mae"]["t_degc"])
+    assert d["skill"]["rh"] == pytest.approx(1 - m["mae_rh_pct"] / d["persistence_mae"]["rh_pct"])
+    assert d["days"] <= 3  # 292 windows of 10 min: blocks are calendar days
+    held = next(v for k, v in rep["rows"] if k.startswith("Held-out year"))
+    assert held.endswith("FAIL")  # MAE(T) within 100 °C but MAE(RH) not below 1e-9
+
+
+def test_reference_figures_are_per_feature(tmp_path, jena_slice):
+    ctx = Context(data_dir=tmp_path, options={"jena": [jena_slice], "unconstrained_reference": True}, log=lambda m: None)
+    rep = run.run_task(ctx, constraints.load("ml4iot-2022", "a"), "forecast",
+                       overrides=["train.epochs=1", "train.batch_size=128"]).report
+    ref = next(b for b in rep["baselines"] if b.get("reference"))
+    got = {c["metric"]: c["measured"] for c in ref["checks"]}
+    pers = rep["details"]["persistence_mae"]
+    assert 0.3 < got["mae_t_degc"] / pers["t_degc"] < 2 and 0.3 < got["mae_rh_pct"] / pers["rh_pct"] < 2
+
+
+def test_version_fails_when_a_kept_task_passes_and_the_run_task_fails(tmp_path, jena_slice):
+    cdir = tmp_path / "cons" / "ml4iot-2022"
+    cdir.mkdir(parents=True)
+    text = (ROOT / "constraints" / "ml4iot-2022" / "version-a.toml").read_text()
+    cons = constraints.load("ml4iot-2022", "a")
+    old = f"max_mae_t_degc = {cons.data['forecast']['max_mae_t_degc']}"
+    assert old in text
+    (cdir / "version-a.toml").write_text(text.replace(old, "max_mae_t_degc = 1e-9"))
+    final = tmp_path / "out" / "ml4iot-2022" / "version-a"
+    final.mkdir(parents=True)
+    shutil.copy(ROOT / "results" / "reference" / "ml4iot-2022" / "version-a" / "report.json", final / "report.json")
+    shutil.copytree(ROOT / "results" / "reference" / "ml4iot-2022" / "version-a" / "kws", final / "kws")
+    ctx = Context(data_dir=tmp_path, options={"jena": [jena_slice]}, log=lambda m: None)
+    rep = run.run_version(ctx, "ml4iot-2022", "a", tasks=["forecast"], out_dir=tmp_path / "out",
+                          overrides=["train.epochs=1", "train.batch_size=128"], constraints_dir=tmp_path / "cons")
+    by = {t["task"]: t["passed"] for t in rep["tasks"]}
+    assert by == {"forecast": False, "kws": True} and rep["passed"] is False

@@ -73,3 +73,10 @@ def test_timed_decoding_reads_wav_like_the_course(monkeypatch, corpus, items, in
     assert res["n"] == len(items) and res["total_ms"] > 0
     expected = real(corpus.raw(*items[0]), "x").astype(np.float32) / np.float32(32768.0)
     assert np.array_equal(runner.inputs[latency.lat.HARNESS_WARMUP].reshape(-1), expected)
+
+
+def test_inference_scope_times_the_model_only_and_discard_drops_runs(corpus, items):
+    res = latency.measure(corpus, None, _Runner(), dict(PROTO, scope="inference", runs=2, discard=3), items,
+                          raw=latency.RawAudio(int16=False))
+    assert res["metric_ms"] == res["model_ms"] != res["total_ms"]
+    assert res["n"] == 2 * len(items) - 3
