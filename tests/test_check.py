@@ -108,6 +108,9 @@ def test_build_key_changes_with_what_shapes_the_model_only():
     assert key != builds.build_key(task, section, builds.with_seed(r, 7), fp)
     assert key != builds.build_key(task, dict(section, output_steps=9), r, fp)
     assert key != builds.build_key(task, section, r, {"files": ["y"]})
+    # every recipe table that shapes the model is part of the key: a changed recipe never reuses a stale build
+    assert key != builds.build_key(task, section, recipes.load(r.path, task, ["train.epochs=3"]), fp)
+    assert key != builds.build_key(task, section, recipes.load(r.path, task, ["model.hidden=3"]), fp)
 
 
 def test_a_reference_that_misses_a_limit_the_file_misses_gives_both_margins():

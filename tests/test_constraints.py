@@ -48,6 +48,8 @@ def _copy(tmp_path, suite="ml4iot-2022", version="a"):
     ('size_formats = ["tflite", "zlib"]', 'size_formats = ["gzip"]', "key 'forecast.size_formats'"),
     ('status = "official"', 'status = "maybe"', "key 'status' must be one of"),
     ("max_size_bytes = 1500", "max_size_bytes = 1.5", "key 'forecast.max_size_bytes' must be an integer"),
+    ("max_size_bytes = 1500", "max_size_bytes = true", "key 'forecast.max_size_bytes' must be an integer"),
+    ('size_formats = ["tflite", "zlib"]', 'size_formats = ["tflite", 1]', "key 'forecast.size_formats' must hold string items"),
     ("max_size_bytes = 130000", "max_size_bytes = -1", "key 'kws.max_size_bytes' must be >= 1"),
 ])
 def test_validation_errors_name_file_and_key(tmp_path, old, new, message):

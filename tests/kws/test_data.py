@@ -288,3 +288,12 @@ def test_hash_split_deterministic_and_speaker_disjoint(flac_corpus):
 # -- helpers ----------------------------------------------------------------------------------------
 
 
+
+
+def test_a_clip_in_two_split_lists_is_refused_naming_file_and_line(tmp_path):
+    lists = {"train": ["a/go/x_nohash_0.wav", "a/go/y_nohash_0.wav"], "val": ["a/stop/z_nohash_0.wav"],
+             "test": ["a/stop/w_nohash_0.wav", "a/go/y_nohash_0.wav"]}
+    for split, lines in lists.items():
+        (tmp_path / f"kws_{split}_split.txt").write_text("\n".join(lines) + "\n")
+    with pytest.raises(HarnessError, match=r"kws_test_split.txt:2: clip go/y_nohash_0 is also in the train split"):
+        load_split_lists(tmp_path)

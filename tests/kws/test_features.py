@@ -283,3 +283,37 @@ def test_an_interrupt_while_reading_the_feature_cache_is_not_taken_for_damage(tm
     monkeypatch.setattr(zipfile, "ZipFile", interrupted)
     with pytest.raises(KeyboardInterrupt):
         F._load_cached(path, (1, 49, 10, 1), np.zeros(1, np.int32))
+
+
+def test_a_feature_cache_whose_array_differs_from_its_recorded_sha256_is_recomputed(shared_data, tmp_path,
+                                                                                       monkeypatch, capsys):
+    """A well-formed file (zip CRCs right) whose X is not the one its sha256 names: only the sha256 can tell."""
+    from tasks.kws.data import find_corpus
+
+    monkeypatch.setenv(datasets.CACHE_DIR_ENV, str(tmp_path))
+    corpus = find_corpus(shared_data)
+    items = corpus.items(["go"])[:3] + corpus.items(["stop"])[:2]
+    X, y = F.cached_features(corpus, items, ["go", "stop"], PreprocessingArgs(), "test")
+    (path,) = (tmp_path / "kws_features").glob("test-*.npz")
+    with np.load(path) as d:
+        digest = d["sha256"]
+    np.savez(path, X=X + 1, y=y, sha256=digest)
+    capsys.readouterr()
+    again, _ = F.cached_features(corpus, items, ["go", "stop"], PreprocessingArgs(), "test")
+    assert np.array_equal(again, X)
+    assert any(str(path) in line and "does not match its record" in line for line in capsys.readouterr().out.splitlines())
+
+
+def test_the_feature_cache_key_covers_row_order_and_preprocessing_args(shared_data, tmp_path, monkeypatch):
+    from tasks.kws.data import find_corpus
+
+    monkeypatch.setenv(datasets.CACHE_DIR_ENV, str(tmp_path))
+    corpus = find_corpus(shared_data)
+    items = corpus.items(["go"])[:3]
+    args = PreprocessingArgs()
+    X, _ = F.cached_features(corpus, items, ["go"], args, "train")
+    reordered, _ = F.cached_features(corpus, items[::-1], ["go"], args, "train")  # same labels, other row order
+    assert np.array_equal(reordered, X[::-1])
+    other = PreprocessingArgs(lower_frequency=40.0)  # same feature shape, other features
+    X2, _ = F.cached_features(corpus, items, ["go"], other, "train")
+    assert np.array_equal(X2, NumpyFeatures(other).batch(np.stack([corpus.read(*i) for i in items])))
