@@ -26,18 +26,17 @@ _CHUNK_BYTES = 1 << 20
 
 def resolve_data_dir(cli_value: str | os.PathLike | None = None) -> Path:
     """Data folder: command-line value > env ML4IOT_DATA_DIR > <project root>/data."""
-    if cli_value not in (None, ""):
-        path = Path(cli_value).expanduser()
-        if not path.is_dir():  # a typo must not fall through to a download attempt
-            raise HarnessError(f"--data-dir {path}: no such folder")
-        return path
     env = os.environ.get(DATA_DIR_ENV)
-    if env:
-        path = Path(env).expanduser()
-        if not path.is_dir():  # as for --data-dir: a stale variable must not fall through to a download
-            raise HarnessError(f"{DATA_DIR_ENV}={env}: no such folder")
-        return path
-    return PROJECT_ROOT / "data"
+    if cli_value not in (None, ""):
+        given, named = cli_value, f"--data-dir {Path(cli_value).expanduser()}"
+    elif env:
+        given, named = env, f"{DATA_DIR_ENV}={env}"
+    else:
+        return PROJECT_ROOT / "data"
+    path = Path(given).expanduser()
+    if not path.is_dir():  # a typo or a stale variable must not fall through to a download attempt
+        raise HarnessError(f"{named}: no such folder")
+    return path
 
 
 def cache_dir() -> Path:

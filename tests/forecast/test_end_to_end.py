@@ -9,11 +9,13 @@ from harness.core.paths import ROOT
 from harness.core.task import Context
 from harness.pipeline import run
 
+QUICK = ["train.epochs=1", "train.batch_size=128"]  # a real run in seconds
+
 
 def _run(tmp_path, jena_slice, out, **kw):
     ctx = Context(data_dir=tmp_path, options={"jena": [jena_slice]}, log=lambda m: None)
     return run.run_version(ctx, "ml4iot-2022", "a", tasks=["forecast"], out_dir=out,
-                           overrides=["train.epochs=1", "train.batch_size=128"], **kw)
+                           overrides=QUICK, **kw)
 
 
 def test_end_to_end_writes_artifact_and_tables(tmp_path, jena_slice):
@@ -59,7 +61,7 @@ def test_verdict_follows_the_numbers_and_the_limits(tmp_path, jena_slice):
     for value, expect in ((m["mae_t_degc"], False), (1e-9, False), (m["mae_t_degc"] * 1.5 + 10, True)):
         section = dict(cons.data["forecast"], max_mae_t_degc=value, max_mae_rh_pct=100.0, max_size_bytes=10**6)
         tight = constraints.Constraints(cons.path, cons.suite, cons.version, dict(cons.data, forecast=section))
-        out = run.run_task(ctx, tight, "forecast", overrides=["train.epochs=1", "train.batch_size=128"])
+        out = run.run_task(ctx, tight, "forecast", overrides=QUICK)
         assert out.passed is expect, value  # equal to a strict limit fails
 
 
@@ -77,7 +79,7 @@ def test_seeds_are_an_axis_and_every_seed_must_pass(tmp_path, jena_slice):
     middle = (mae["spread"]["min"] + mae["spread"]["max"]) / 2
     section = dict(cons.data["forecast"], max_mae_t_degc=middle, max_mae_rh_pct=100.0, max_size_bytes=10**6)
     split = constraints.Constraints(cons.path, cons.suite, cons.version, dict(cons.data, forecast=section))
-    res = run.run_task(ctx, split, "forecast", overrides=["train.epochs=1", "train.batch_size=128"], seeds=3)
+    res = run.run_task(ctx, split, "forecast", overrides=QUICK, seeds=3)
     k = next(c for c in res.report["checks"] if c["metric"] == "mae_t_degc")["k_pass"]
     assert 0 < k < 3 and not res.passed
     # the shipped artifact is the recipe seed's, and the table shows every seed
@@ -188,14 +190,14 @@ def test_check_reads_a_course_style_forecaster_with_normalized_inputs(tmp_path, 
 def test_the_unconstrained_reference_is_reported_beside_the_shipped_file(tmp_path, jena_slice):
     ctx = Context(data_dir=tmp_path, options={"jena": [jena_slice], "unconstrained_reference": True}, log=lambda m: None)
     rep = run.run_version(ctx, "ml4iot-2022", "a", tasks=["forecast"], out_dir=tmp_path / "out",
-                          overrides=["train.epochs=1", "train.batch_size=128"])
+                          overrides=QUICK)
     task = rep["tasks"][0]
     ref = next(b for b in task["baselines"] if b.get("reference"))
     assert ref["name"].startswith("Unconstrained reference") and {c["metric"] for c in ref["checks"]} == {"mae_t_degc", "mae_rh_pct"}
     assert "- Reference, Unconstrained reference" in (tmp_path / "out" / "ml4iot-2022" / "version-a" / "report.md").read_text()
     # the figures are cached by the windows' content: a second run reads them back, the same
     again = run.run_version(ctx, "ml4iot-2022", "a", tasks=["forecast"], out_dir=tmp_path / "out2",
-                            overrides=["train.epochs=1", "train.batch_size=128"])
+                            overrides=QUICK)
     ref2 = next(b for b in again["tasks"][0]["baselines"] if b.get("reference"))
     assert [c["measured"] for c in ref2["checks"]] == [c["measured"] for c in ref["checks"]]
 
@@ -205,7 +207,7 @@ def test_skill_days_and_held_out_year_follow_the_numbers(tmp_path, jena_slice, j
     cons = constraints.load("ml4iot-2022", "a")
     section = dict(cons.data["forecast"], max_mae_t_degc=100.0, max_mae_rh_pct=1e-9)
     tight = constraints.Constraints(cons.path, cons.suite, cons.version, dict(cons.data, forecast=section))
-    rep = run.run_task(ctx, tight, "forecast", overrides=["train.epochs=1", "train.batch_size=128"]).report
+    rep = run.run_task(ctx, tight, "forecast", overrides=QUICK).report
     d, m = rep["details"], rep["metrics"]
     assert d["skill"]["t"] == pytest.approx(1 - m["mae_t_degc"] / d["persistence_mae"]["t_degc"])
     assert d["skill"]["rh"] == pytest.approx(1 - m["mae_rh_pct"] / d["persistence_mae"]["rh_pct"])
@@ -217,7 +219,7 @@ def test_skill_days_and_held_out_year_follow_the_numbers(tmp_path, jena_slice, j
 def test_reference_figures_are_per_feature(tmp_path, jena_slice):
     ctx = Context(data_dir=tmp_path, options={"jena": [jena_slice], "unconstrained_reference": True}, log=lambda m: None)
     rep = run.run_task(ctx, constraints.load("ml4iot-2022", "a"), "forecast",
-                       overrides=["train.epochs=1", "train.batch_size=128"]).report
+                       overrides=QUICK).report
     ref = next(b for b in rep["baselines"] if b.get("reference"))
     got = {c["metric"]: c["measured"] for c in ref["checks"]}
     pers = rep["details"]["persistence_mae"]
@@ -238,6 +240,6 @@ def test_version_fails_when_a_kept_task_passes_and_the_run_task_fails(tmp_path, 
     shutil.copytree(ROOT / "results" / "reference" / "ml4iot-2022" / "version-a" / "kws", final / "kws")
     ctx = Context(data_dir=tmp_path, options={"jena": [jena_slice]}, log=lambda m: None)
     rep = run.run_version(ctx, "ml4iot-2022", "a", tasks=["forecast"], out_dir=tmp_path / "out",
-                          overrides=["train.epochs=1", "train.batch_size=128"], constraints_dir=tmp_path / "cons")
+                          overrides=QUICK, constraints_dir=tmp_path / "cons")
     by = {t["task"]: t["passed"] for t in rep["tasks"]}
     assert by == {"forecast": False, "kws": True} and rep["passed"] is False

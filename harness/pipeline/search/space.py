@@ -1,7 +1,9 @@
 """Search spaces: a small TOML file of [[param]] tables (choices, int or float ranges, conditional keys)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import json
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from harness.core.config import Field, read_toml, validate
@@ -76,10 +78,6 @@ def check_keys(space: list[Param], load, where: str) -> None:
 
 def fingerprint(space: list[Param]) -> str:
     """Identifies a space's content: a study's trials are only comparable under one space."""
-    import hashlib
-    import json
-    from dataclasses import asdict
-
     return hashlib.sha256(json.dumps([asdict(p) for p in space], sort_keys=True, default=str).encode()).hexdigest()
 
 
