@@ -175,11 +175,17 @@ def test_numpy_features_do_not_import_tensorflow():
 # -- feature cache ----------------------------------------------------------------------------------
 
 
-def test_cached_features_written_once_and_reused(shared_data, tmp_path, monkeypatch):
+@pytest.fixture
+def cached_corpus(shared_data, tmp_path, monkeypatch):
+    """The corpus, with the feature cache in this test's own folder (tmp_path/kws_features)."""
     from tasks.kws.data import find_corpus
 
     monkeypatch.setenv(datasets.CACHE_DIR_ENV, str(tmp_path))
-    corpus = find_corpus(shared_data)
+    return find_corpus(shared_data)
+
+
+def test_cached_features_written_once_and_reused(cached_corpus, tmp_path, monkeypatch):
+    corpus = cached_corpus
     items = corpus.items(["go"])[:3] + corpus.items(["stop"])[:2]
     labels = ["go", "stop"]
     args = PreprocessingArgs()
@@ -231,12 +237,8 @@ def _truncated(raw: bytearray) -> None:
 
 @pytest.mark.parametrize("damage", [_flip_a_feature_bit, _huge_declared_shape, _unknown_compression_method, _truncated],
                          ids=["bit-flip", "huge-declared-shape", "compression-method-99", "truncated"])
-def test_a_damaged_feature_cache_is_reported_in_one_line_and_recomputed(shared_data, tmp_path, monkeypatch, capsys,
-                                                                          damage):
-    from tasks.kws.data import find_corpus
-
-    monkeypatch.setenv(datasets.CACHE_DIR_ENV, str(tmp_path))
-    corpus = find_corpus(shared_data)
+def test_a_damaged_feature_cache_is_reported_in_one_line_and_recomputed(cached_corpus, tmp_path, capsys, damage):
+    corpus = cached_corpus
     items = corpus.items(["go"])[:3] + corpus.items(["stop"])[:2]
     X, _ = F.cached_features(corpus, items, ["go", "stop"], PreprocessingArgs(), "test")
     (path,) = (tmp_path / "kws_features").glob("test-*.npz")
@@ -252,12 +254,10 @@ def test_a_damaged_feature_cache_is_reported_in_one_line_and_recomputed(shared_d
     assert F._load_cached(path, X.shape, np.array([0, 0, 0, 1, 1], np.int32)) is not None
 
 
-def test_a_feature_cache_that_cannot_be_written_is_said_and_skipped(shared_data, tmp_path, monkeypatch, capsys):
-    from tasks.kws.data import find_corpus
+def test_a_feature_cache_that_cannot_be_written_is_said_and_skipped(cached_corpus, monkeypatch, capsys):
     from tasks.kws.features import cache
 
-    monkeypatch.setenv(datasets.CACHE_DIR_ENV, str(tmp_path))
-    corpus = find_corpus(shared_data)
+    corpus = cached_corpus
     items = corpus.items(["go"])[:2] + corpus.items(["stop"])[:2]
     expected, _ = F.cached_features(corpus, items, ["go", "stop"], PreprocessingArgs(), "test", use_cache=False)
 
@@ -285,13 +285,9 @@ def test_an_interrupt_while_reading_the_feature_cache_is_not_taken_for_damage(tm
         F._load_cached(path, (1, 49, 10, 1), np.zeros(1, np.int32))
 
 
-def test_a_feature_cache_whose_array_differs_from_its_recorded_sha256_is_recomputed(shared_data, tmp_path,
-                                                                                       monkeypatch, capsys):
+def test_a_feature_cache_whose_array_differs_from_its_recorded_sha256_is_recomputed(cached_corpus, tmp_path, capsys):
     """A well-formed file (zip CRCs right) whose X is not the one its sha256 names: only the sha256 can tell."""
-    from tasks.kws.data import find_corpus
-
-    monkeypatch.setenv(datasets.CACHE_DIR_ENV, str(tmp_path))
-    corpus = find_corpus(shared_data)
+    corpus = cached_corpus
     items = corpus.items(["go"])[:3] + corpus.items(["stop"])[:2]
     X, y = F.cached_features(corpus, items, ["go", "stop"], PreprocessingArgs(), "test")
     (path,) = (tmp_path / "kws_features").glob("test-*.npz")
@@ -304,11 +300,8 @@ def test_a_feature_cache_whose_array_differs_from_its_recorded_sha256_is_recompu
     assert any(str(path) in line and "does not match its record" in line for line in capsys.readouterr().out.splitlines())
 
 
-def test_the_feature_cache_key_covers_row_order_and_preprocessing_args(shared_data, tmp_path, monkeypatch):
-    from tasks.kws.data import find_corpus
-
-    monkeypatch.setenv(datasets.CACHE_DIR_ENV, str(tmp_path))
-    corpus = find_corpus(shared_data)
+def test_the_feature_cache_key_covers_row_order_and_preprocessing_args(cached_corpus):
+    corpus = cached_corpus
     items = corpus.items(["go"])[:3]
     args = PreprocessingArgs()
     X, _ = F.cached_features(corpus, items, ["go"], args, "train")
