@@ -204,9 +204,10 @@ def test_check_needs_the_preprocessing_and_rejects_a_broken_file(tiny_run, tiny_
         out.writestr("b.tflite", zf.read(zf.namelist()[0]))
     with pytest.raises(HarnessError, match=f"^{re.escape(str(two))}: the zip must hold exactly one model file, it holds 2"):
         check_file.check_file(ctx, two, "tiny", "a", constraints_dir=tiny_data / "constraints")
-    for name, content in (("empty.tflite", b""), ("garbage.tflite", b"TFL3" + bytes(200))):
+    for name, content, says in (("empty.tflite", b"", "the model file is empty \\(0 bytes\\)"),
+                                ("garbage.tflite", b"TFL3" + bytes(200), "the model does not load")):
         (tmp_path / name).write_bytes(content)
-        with pytest.raises(HarnessError, match=f"^{re.escape(str(tmp_path / name))}: the model does not load"):
+        with pytest.raises(HarnessError, match=f"^{re.escape(str(tmp_path / name))}: {says}"):
             check_file.check_file(ctx, tmp_path / name, "tiny", "a", constraints_dir=tiny_data / "constraints")
     side = json.loads((folder / "sidecar.json").read_text())
     wrong = tmp_path / "wrong_labels.json"

@@ -18,6 +18,8 @@ def load(tflite: bytes, num_threads: int = 1, kernels: str = "default"):
     dynamic-range models the two can disagree on a clip or two, so a grader can pick the course's."""
     if kernels not in KERNELS:
         raise HarnessError(f"kernels: {kernels!r} is not one of {', '.join(KERNELS)}")
+    if not tflite:  # LiteRT's own message for this names its arguments, not the file
+        raise ModelError("the model file is empty (0 bytes)")
     extra = {}
     try:
         with quiet_stderr():
