@@ -136,6 +136,32 @@ def test_a_reference_that_misses_a_limit_the_file_misses_gives_both_margins():
     assert ok[0]["both_miss"] == [] and "even this" not in report.baseline_lines({"baselines": ok})[0]
 
 
+def test_a_baseline_counts_as_passing_only_when_it_meets_every_limit_and_a_reference_is_no_trivial_pass():
+    class T:
+        limits = LIMITS
+
+    section = {"max_err": 1.0, "min_acc": 90.0, "latency": {"max_ms": None}}
+    out = run.baseline_report(T, section, {"Half": {"err": 0.5, "acc": 50.0}, "Every": {"err": 0.5, "acc": 95.0}})
+    half, every = out
+    assert (half["passes_all"], half["passes_any"]) == (False, True)
+    assert (every["passes_all"], every["passes_any"]) == (True, True)
+    lines = report.baseline_lines({"baselines": out})
+    assert "the limit on Error does not discriminate" in lines[0] and "every one" not in lines[0]
+    assert "these limits do not discriminate" in lines[1]
+
+    def status(baselines):
+        task = {"title": "Forecasting", "passed": True, "seeds": [{"passed": True}],
+                "checks": [{"label": "Error, test split", "measured_text": "0.5"}], "baselines": baselines}
+        rep = {"suite": "s", "version": "a", "_path": "s/version-a/report.md", "constraints": {"status": "official"},
+               "tasks": [task]}
+        return report.summary_rows([rep])[0][0][-1]
+
+    big = run.baseline_report(T, section, {"Big model": {"err": 0.5, "acc": 95.0}}, ("Big model",), {"err": 0.6, "acc": 95.0})
+    assert big[0]["passes_all"] and "trivial" not in status(big)  # an upper reference passing is expected
+    assert status([every]).endswith("; a trivial baseline passes too")
+    assert "trivial" not in status([half])
+
+
 def test_missed_items_are_counted_over_seeds_most_missed_first():
     from harness.pipeline.report import missed_section
     from harness.pipeline.run import missed_by_seeds

@@ -271,14 +271,17 @@ class ForecastTask(UserFiles, TaskBase):
         return size_floor(int(bundle.export(bundle.model).count_params()), recipe)
 
     def sidecar(self, ctx, section, recipe) -> dict:
+        prof = self.profile(ctx)
+        gaps = "may span gaps in the data, as in the course" if prof.name == "course" else "never cross a gap in the data"
         return {
             "task": "forecast",
             "input": {"shape": [1, section["input_steps"], 2], "dtype": "float32", "features": ["T (degC)", "rh (%)"],
                       "units": ["°C", "%RH"], "order": "oldest first, 10-minute steps"},
             "output": {"shape": [1, section["output_steps"], 2], "dtype": "float32", "units": ["°C", "%RH"]},
             "normalization": "inside the model",
-            "evaluation": "chronological 70/20/10 split by row; windows of input_steps + output_steps rows, stride 1, "
-                          "built inside the test split; MAE per feature over all windows and steps",
+            "evaluation": f"evaluation profile '{prof.name}' ({prof.description}); windows of input_steps + "
+                          f"output_steps rows, stride 1, built inside the test split ({gaps}); MAE per feature over "
+                          "all windows and steps",
         }
 
 

@@ -27,6 +27,7 @@ def test_end_to_end_writes_artifact_and_tables(tmp_path, jena_slice):
     assert len(blob) == task["artifact"]["bytes"] == task["metrics"]["size_bytes"]
     side = json.loads((version / "forecast" / "sidecar.json").read_text())
     assert side["input"]["shape"] == [1, 6, 2] and side["output"]["units"] == ["°C", "%RH"]
+    assert side["evaluation"].startswith("evaluation profile 'course' (course split: first 70% of rows train")
     md = (version / "report.md").read_text()
     assert "| MAE(T), test split" in md and "mpi_roof_slice.csv" in md and "not the course's device" in md
     assert "Baseline, Persistence" in md and "block bootstrap over days" in md
@@ -129,6 +130,10 @@ def test_full_season_profile_reports_its_split_the_baseline_and_error_by_month(t
     md = (version / "report.md").read_text()
     assert "Evaluation profile: full-season" in md and "| 2020-03 " in md and "| 2020-12 " in md
     assert (version / "forecast" / "error-by-month-test.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the sidecar tells a third party how this file was evaluated: this profile's split, not the course's
+    evaluation = json.loads((version / "forecast" / "sidecar.json").read_text())["evaluation"]
+    assert evaluation.startswith("evaluation profile 'full-season' (train 2017 H2") and "never cross a gap" in evaluation
+    assert "70/20/10" not in evaluation
     # the course profile on the same files is another build (the profile is part of the data fingerprint)
     ctx2 = Context(data_dir=tmp_path, options={"jena": [jena_2017b, jena_2020]}, log=lambda m: None)
     course = run.run_task(ctx2, constraints.load("ml4iot-2022", "a"), "forecast", overrides=["train.epochs=1"])
@@ -185,6 +190,52 @@ def test_check_reads_a_course_style_forecaster_with_normalized_inputs(tmp_path, 
     ctx = Context(data_dir=tmp_path, options={**opts, "inputs": "normalized", "norm_stats": "1,2,3"}, log=lambda m: None)
     with pytest.raises(HarnessError, match="--norm-stats"):
         check_file.check_file(ctx, model, "ml4iot-2022", "a", "forecast")
+
+
+def test_given_normalization_statistics_are_read_as_mean_and_std_of_t_then_rh(tmp_path):
+    """--norm-stats 'MEAN_T,STD_T,MEAN_RH,STD_RH', a std of 0 refused, and --norm-stats only with normalized inputs."""
+    import numpy as np
+
+    from harness.core.errors import HarnessError
+    from harness.core.task import get
+
+    task = get("forecast")
+
+    def ctx(**options):
+        return Context(data_dir=tmp_path, options=options, log=lambda m: None)
+
+    mean, std = task.input_stats(ctx(inputs="normalized", norm_stats="10,2,70,5"), {}, None)
+    np.testing.assert_array_equal(mean, [10.0, 70.0])
+    np.testing.assert_array_equal(std, [2.0, 5.0])
+    x = np.array([[[12.0, 80.0]]], np.float32)
+    np.testing.assert_allclose(task.model_inputs(ctx(inputs="normalized", norm_stats="10,2,70,5"), {}, None, x),
+                               [[[1.0, 2.0]]], rtol=1e-5)
+    lab_mean, lab_std = task.input_stats(ctx(inputs="normalized", norm_stats="lab"), {}, None)
+    np.testing.assert_array_equal(lab_mean, [9.107597, 75.904076])
+    np.testing.assert_array_equal(lab_std, [8.654227, 16.557089])
+    for bad in ("10,0,70,5", "10,2,70,0", "10,-1,70,5"):
+        with pytest.raises(HarnessError, match="std > 0"):
+            task.input_stats(ctx(inputs="normalized", norm_stats=bad), {}, None)
+    with pytest.raises(HarnessError, match="--norm-stats applies only with --inputs normalized"):
+        task.setup_for_artifact(ctx(norm_stats="lab"), {}, None)
+    np.testing.assert_array_equal(task.model_inputs(ctx(), {}, None, x), x)  # physical: the file takes °C/%RH
+
+
+def test_grade_reads_the_files_own_args_file_before_a_shared_args_json(tmp_path):
+    from harness.core.errors import HarnessError
+    from harness.core.task import get
+
+    task = get("forecast")
+    model = tmp_path / "g_th_a.tflite.zlib"
+    model.write_bytes(b"")
+    assert task.submission_options(tmp_path, model) == {}
+    (tmp_path / "args.json").write_text(json.dumps({"inputs": "normalized", "norm_stats": "lab"}))
+    assert task.submission_options(tmp_path, model) == {"inputs": "normalized", "norm_stats": "lab"}
+    (tmp_path / "g_th_a.json").write_text(json.dumps({"inputs": "physical"}))
+    assert task.submission_options(tmp_path, model) == {"inputs": "physical"}
+    (tmp_path / "g_th_a.json").write_text(json.dumps({"inputs": "physical", "scale": 2}))
+    with pytest.raises(HarnessError, match="unknown key"):
+        task.submission_options(tmp_path, model)
 
 
 def test_the_unconstrained_reference_is_reported_beside_the_shipped_file(tmp_path, jena_slice):

@@ -113,3 +113,24 @@ def test_rows_out_of_order_or_overlapping_files_name_the_files(tmp_path):
     b = _csv(tmp_path, head + "2020-01-01 00:20:00,1.0,80\n2020-01-01 00:30:00,1.0,80\n", "b.csv")
     with pytest.raises(HarnessError, match=r"a\.csv and \S*b\.csv overlap in time"):
         jena.load([b, a])
+
+
+def test_drop_keeps_the_first_row_of_each_duplicated_timestamp(tmp_path):
+    head = "date,T (degC),rh (%)\n"
+    p = _csv(tmp_path, head + "2020-01-01 00:10:00,1.0,80\n2020-01-01 00:20:00,2.0,81\n"
+                              "2020-01-01 00:20:00,3.0,82\n2020-01-01 00:30:00,4.0,83\n")
+    kept = jena.load([p])
+    assert kept.rows == 4 and kept.duplicates == 1
+    dropped = jena.load([p], duplicates="drop")
+    assert dropped.rows == 3 and dropped.duplicates == 1 and dropped.gaps == []
+    np.testing.assert_array_equal(dropped.values, [[1.0, 80.0], [2.0, 81.0], [4.0, 83.0]])
+
+
+def test_files_that_meet_at_one_timestamp_are_joined_with_it_counted_as_a_duplicate(tmp_path):
+    head = "date,T (degC),rh (%)\n"
+    a = _csv(tmp_path, head + "2020-01-01 00:10:00,1.0,80\n2020-01-01 00:20:00,2.0,81\n", "a.csv")
+    b = _csv(tmp_path, head + "2020-01-01 00:20:00,3.0,82\n2020-01-01 00:30:00,4.0,83\n", "b.csv")
+    s = jena.load([b, a])
+    assert [f.path for f in s.sources] == [str(a), str(b)]
+    assert s.rows == 4 and s.duplicates == 1 and s.gaps == []
+    np.testing.assert_array_equal(jena.load([b, a], duplicates="drop").values[:, 0], [1.0, 2.0, 4.0])

@@ -40,3 +40,19 @@ def test_persistence_and_mae():
     assert p.shape == (1, 3, 2) and (p[0, :, 0] == 2).all() and (p[0, :, 1] == 20).all()
     y = p + np.array([0.5, -1.0], np.float32)
     np.testing.assert_allclose(windows.mae_per_feature(p, y), [0.5, 1.0])
+
+
+def test_the_models_delta_scale_is_the_persistence_error_on_the_training_windows():
+    from tasks.forecast.task import TASK
+
+    rng = np.random.default_rng(0)
+    values = np.concatenate([rng.normal(0, [0.1, 1.0], (140, 2)).cumsum(axis=0),
+                             rng.normal(0, [5.0, 9.0], (60, 2)).cumsum(axis=0)]).astype(np.float32)
+    w = windows.build(values, 6, 3)
+    st = TASK.stats(w, 3)
+    train = windows.mae_per_feature(windows.persistence(w.x["train"], 3), w.y["train"])
+    np.testing.assert_allclose(st.delta_scale, train, rtol=1e-6)
+    np.testing.assert_allclose(st.mean, w.mean, rtol=1e-6)
+    np.testing.assert_allclose(st.std, w.std, rtol=1e-6)
+    test = windows.mae_per_feature(windows.persistence(w.x["test"], 3), w.y["test"])
+    assert not np.allclose(st.delta_scale, test, rtol=0.1)  # the test split plays no part

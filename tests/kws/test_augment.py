@@ -114,3 +114,50 @@ def test_a_recipe_with_speeds_trains_on_the_copies_of_its_own_training_clips(tin
     assert [p.name.split("-")[1] for p in plain if "speed" in p.name] == ["speed0.9", "speed1.1"]
     for copy in seen["copies"]:
         assert copy.shape == (40, 61, 10, 1)  # 20 go + 20 stop training clips, the recipe's 61 x 10 features
+
+
+OFF = {**NO_MASKS, "speeds": []}
+
+
+def _shifted(row, s):
+    """The row rolled by s frames, the frames rolled in set to the quietest value of the frames kept."""
+    out = np.roll(row, s, axis=0)
+    if s > 0:
+        out[:s] = out[s:].min()
+    elif s < 0:
+        out[s:] = out[:s].min()
+    return out
+
+
+def test_time_shift_is_at_most_the_asked_frames_either_way_and_fills_with_the_quietest_value():
+    rng = np.random.default_rng(0)
+    x = (rng.normal(size=(300, 12, 4, 1)) + 5).astype(np.float32)
+    apply = augment_fn({**OFF, "time_shift_frames": 2})
+    out, _ = apply(x, np.arange(300), np.random.default_rng(1), np.arange(300))
+    shifts = []
+    for row, src in zip(out, x):
+        found = [s for s in range(-4, 5) if np.array_equal(row, _shifted(src, s))]
+        assert len(found) == 1
+        shifts.append(found[0])
+    assert set(shifts) == {-2, -1, 0, 1, 2}
+    again, _ = apply(x, np.arange(300), np.random.default_rng(1), np.arange(300))
+    assert np.array_equal(out, again)  # seeded
+
+
+@pytest.mark.parametrize("axis, cfg, limit", [(1, {"time_masks": 1, "time_mask_frames": 3}, 3),
+                                              (2, {"freq_masks": 1, "freq_mask_bins": 2}, 2)])
+def test_a_mask_is_one_zeroed_band_at_most_as_wide_as_asked(axis, cfg, limit):
+    x = np.ones((400, 20, 10, 1), np.float32)
+    apply = augment_fn({**OFF, **cfg})
+    out, _ = apply(x, np.arange(400), np.random.default_rng(2), np.arange(400))
+    assert set(np.unique(out)) <= {0.0, 1.0}
+    other = 2 if axis == 1 else 1
+    zero = (out[..., 0] == 0).all(axis=other)  # [rows, frames or bins] wholly zeroed
+    assert np.array_equal(zero, (out[..., 0] == 0).any(axis=other))  # a mask spans the whole other axis
+    widths = zero.sum(axis=1)
+    assert widths.max() == limit and widths.min() == 0
+    for z in zero:
+        idx = np.flatnonzero(z)
+        assert len(idx) == 0 or idx[-1] - idx[0] + 1 == len(idx)  # one contiguous band
+    again, _ = apply(x, np.arange(400), np.random.default_rng(2), np.arange(400))
+    assert np.array_equal(out, again)

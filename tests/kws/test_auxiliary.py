@@ -109,3 +109,25 @@ def test_a_run_trains_on_the_extra_clips_and_ships_the_versions_outputs_only(tin
     assert runner.predict(np.zeros((1, 61, 10, 1), np.float32)).shape == (1, 2)
     assert out.report["details"]["labels"] == ["go", "stop"]
     assert dict(out.report["rows"])["Auxiliary keywords (training only)"].startswith("yes: their training clips")
+
+
+def test_the_extra_clips_are_labelled_after_the_versions_labels(tiny_data):
+    from harness.core import constraints
+    from harness.core.paths import ROOT
+    from harness.core.task import Context
+    from tasks.kws import features as feat
+
+    task = get("kws")
+    cons = constraints.load_file(tiny_data / "constraints" / "tiny" / "version-a.toml")
+    section = cons.task("kws")
+    rec = recipes.load(ROOT / "tests/kws/pair_recipe.toml", task, ['auxiliary.labels=["yes"]'])
+    ctx = Context(data_dir=tiny_data / "data", log=lambda m: None)
+    shape = feat.PreprocessingArgs.from_dict(rec["features"]).feature_shape
+    x_tr = np.full((3, *shape, 1), 7.0, np.float32)
+    y_tr = np.array([0, 1, 0], np.int32)
+    x, y = auxiliary.with_clips(task, ctx, section, rec, x_tr, y_tr)
+    assert section["labels"] == ["go", "stop"]
+    assert len(x) == len(y) == 3 + 20
+    np.testing.assert_array_equal(y[:3], y_tr)
+    assert (y[3:] == 2).all()  # "yes" is a third class, never one of the version's outputs
+    assert (x[:3] == 7.0).all() and not (x[3:] == 7.0).all()

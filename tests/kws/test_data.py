@@ -288,8 +288,6 @@ def test_hash_split_deterministic_and_speaker_disjoint(flac_corpus):
 # -- helpers ----------------------------------------------------------------------------------------
 
 
-
-
 def test_a_clip_in_two_split_lists_is_refused_naming_file_and_line(tmp_path):
     lists = {"train": ["a/go/x_nohash_0.wav", "a/go/y_nohash_0.wav"], "val": ["a/stop/z_nohash_0.wav"],
              "test": ["a/stop/w_nohash_0.wav", "a/go/y_nohash_0.wav"]}
@@ -297,3 +295,28 @@ def test_a_clip_in_two_split_lists_is_refused_naming_file_and_line(tmp_path):
         (tmp_path / f"kws_{split}_split.txt").write_text("\n".join(lines) + "\n")
     with pytest.raises(HarnessError, match=r"kws_test_split.txt:2: clip go/y_nohash_0 is also in the train split"):
         load_split_lists(tmp_path)
+
+
+def test_a_wav_missing_only_its_last_sample_is_refused_as_truncated(tmp_path):
+    from tasks.kws.decode import decode_clip
+
+    good = (np.sin(np.arange(16000) / 5) * 10000).astype(np.int16)
+    raw = write_wav(tmp_path / "ok.wav", good).read_bytes()
+    assert np.array_equal(decode_clip(raw, "ok.wav"), good)
+    with pytest.raises(HarnessError, match=r"cut\.wav is truncated: header announces 32000 data bytes, file holds 31998"):
+        decode_clip(raw[:-2], "cut.wav")
+
+
+def test_a_short_clip_keeps_its_own_length_unpadded_and_as_wav(tmp_path):
+    from tasks.kws.decode import as_wav, decode_clip
+
+    short = (np.sin(np.arange(12000) / 7) * 8000).astype(np.int16)
+    buf = io.BytesIO()
+    sf.write(buf, short, 16000, format="FLAC", subtype="PCM_16")
+    flac = buf.getvalue()
+    assert np.array_equal(decode_clip(flac, "s.flac", pad=False), short)
+    padded = decode_clip(flac, "s.flac")
+    assert padded.shape == (CLIP_SAMPLES,) and np.array_equal(padded[:12000], short) and not padded[12000:].any()
+    wav = as_wav(flac, "s.flac")
+    assert sf.info(io.BytesIO(wav)).frames == 12000
+    assert np.array_equal(decode_clip(wav, "s.wav", pad=False), short)

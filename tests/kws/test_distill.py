@@ -89,3 +89,29 @@ def test_a_distilled_build_ships_the_student_alone_and_trains_it_on_the_teacher(
     assert "sparse_categorical_accuracy" in epochs[0]  # the teacher learns the labels
     assert " categorical_accuracy" in epochs[1] and "sparse" not in epochs[1]  # the student, the distillation loss
     assert out.report["metrics"]["size_bytes"] == len(out.files["model.tflite.zip"])
+
+
+def test_label_smoothing_reaches_the_loss_the_model_trains_with():
+    task = get("kws")
+    rec = recipes.load(RECIPE, task, ["train.label_smoothing=0.2"])
+    y_tr, y_val = np.array([0, 1, 1]), np.array([1, 0])
+    loss, metrics, monitor, t_tr, t_val = objective(rec, 2, y_tr, y_val)
+    assert monitor == ("val_categorical_accuracy", "max") and metrics == ["categorical_accuracy"]
+    np.testing.assert_array_equal(t_tr, np.eye(2)[y_tr])
+    np.testing.assert_array_equal(t_val, np.eye(2)[y_val])
+    logits = np.array([[3.0, -1.0], [0.5, 2.0], [-2.0, 1.0]], np.float32)
+    smoothed = t_tr * 0.8 + 0.1
+    expected = -(smoothed * np.log(_softmax(logits))).sum(axis=1).mean()
+    assert float(loss(t_tr, logits)) == pytest.approx(expected, rel=1e-5)
+    plain = -(t_tr * np.log(_softmax(logits))).sum(axis=1).mean()
+    assert abs(expected - plain) > 0.05
+
+
+def test_the_teacher_trains_unpruned_at_its_own_width():
+    task = get("kws")
+    rec = recipes.load(RECIPE, task, ["distill.weight=0.5", "distill.teacher_width=1.0"])
+    assert rec.data["prune"]["final_sparsity"] > 0  # the student's recipe prunes
+    teacher = distill.teacher_recipe(rec)
+    assert teacher["prune"]["final_sparsity"] == 0.0 and teacher["prune"]["initial_sparsity"] == 0.0
+    assert teacher["model"] == {**rec.data["model"], "width": 1.0}
+    assert rec.data["prune"]["final_sparsity"] > 0 and rec.data["model"]["width"] == 0.5  # the student's untouched

@@ -1,4 +1,5 @@
 """A tiny real keyword-spotting run: two keywords, a few real clips, one epoch -> a real .tflite and a table."""
+import io
 import json
 import re
 import zipfile
@@ -230,6 +231,64 @@ def test_course_latency_flags_give_the_preprocessing_arguments():
         feat.args_from_course_flags("--rate 16000")
     with pytest.raises(HarnessError, match="unknown flag"):
         feat.args_from_course_flags("--mfcc --frobnicate 3")
+
+
+def test_course_latency_flags_default_to_the_course_preprocessing():
+    assert feat.args_from_course_flags("--mfcc") == feat.PreprocessingArgs().to_dict()
+    args = feat.args_from_course_flags("--mfcc --lower-frequency 40 --upper-frequency 3000 --coeff 13")
+    assert (args["lower_frequency"], args["upper_frequency"], args["num_coefficients"]) == (40.0, 3000.0, 13)
+
+
+def test_check_takes_the_output_order_from_the_sidecar_and_the_preprocessing_from_the_course_flags(tmp_path):
+    from harness.core.recipes import Recipe
+    from harness.core.task import get
+
+    task = get("kws")
+    args = feat.PreprocessingArgs(sampling_rate=8000, num_mel_bins=16).to_dict()
+    side = tmp_path / "sidecar.json"
+    side.write_text(json.dumps({"PREPROCESSING_ARGS": args, "LABELS": ["stop", "go"]}))
+    section = {"labels": ["go", "stop"]}
+
+    def setup(**options):
+        return task.setup_for_artifact(Context(data_dir=tmp_path, log=lambda m: None, options=options), section,
+                                       Recipe(None, {}))
+
+    sec, rec, notes = setup(sidecar=str(side))
+    assert sec["labels"] == ["stop", "go"] and "output order from the sidecar's LABELS" in notes
+    assert rec["features"] == args and "audio zero-padded to 1 s, then resampled" in notes
+    sec, rec, notes = setup(sidecar=str(side), kws_flags="--rate 16000 --mfcc")  # the flags given too decide
+    assert sec["labels"] == ["stop", "go"] and rec["features"] == feat.PreprocessingArgs().to_dict()
+    assert any("kws_latency.py --rate 16000 --mfcc" in n for n in notes)
+    sec, _, notes = setup(kws_flags="--rate 8000 --bins 16 --mfcc")
+    assert sec["labels"] == ["go", "stop"] and any("the edition's labels" in n for n in notes)
+
+
+def test_resample_first_pads_each_resampled_clip_at_its_end(tmp_path, monkeypatch):
+    from harness.core.task import get
+    from tasks.kws import decode
+
+    task = get("kws")
+    clip = (np.sin(np.arange(8000) / 3) * 9000).astype(np.int16)  # half a second: padding matters
+    buf = io.BytesIO()
+    sf.write(buf, clip, 16000, format="WAV", subtype="PCM_16")
+
+    class Clips:
+        def raw(self, label, stem):
+            return buf.getvalue()
+
+        def clip_path(self, label, stem):
+            return f"{label}/{stem}.wav"
+
+    monkeypatch.setattr(task, "corpus", lambda ctx: Clips())
+    monkeypatch.setattr(task, "splits", lambda ctx, section: ({"test": [("go", "a_nohash_0")]}, None))
+    args = feat.PreprocessingArgs(sampling_rate=8000, num_mel_bins=16)
+    out = task.resample_first_features(Context(data_dir=tmp_path, log=lambda m: None), {}, args, "test")
+    low = feat.resample(clip.astype(np.float32) / np.float32(32768.0), 2)
+    padded = np.zeros(8000, np.float32)
+    padded[:len(low)] = low
+    assert out.shape == (1, *args.feature_shape, 1) and len(low) == 4000
+    np.testing.assert_array_equal(out[0, ..., 0], feat.NumpyFeatures(args).at_rate(padded))
+    assert decode.decode_clip(buf.getvalue(), "x", pad=False).shape == (8000,)
 
 
 def test_resample_order_is_an_explicit_check_option(tiny_run, tiny_data):

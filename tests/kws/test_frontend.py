@@ -158,3 +158,18 @@ def test_unsupported_args(change):
         frontend.check_args(args)
     with pytest.raises(HarnessError):
         frontend.to_tflite(lambda x, training=False: x, args, "none")
+
+
+@pytest.mark.parametrize("frame_s, fft", [(0.032, 512), (0.03, 512), (0.04, 1024), (0.016, 256)])
+def test_fft_length_is_the_spectrogram_ops_own_and_course_c0_moves_c0_only_when_it_differs(frame_s, fft):
+    from harness.toolkit.tfsetup import tf
+
+    args = PreprocessingArgs(**{**ARGS.to_dict(), "frame_length_in_s": frame_s, "frame_step_in_s": 0.016})
+    assert frontend.fft_length(args) == fft
+    spectrogram = tf().raw_ops.AudioSpectrogram(input=np.zeros((16000, 1), np.float32), window_size=args.frame_length,
+                                                stride=args.frame_step, magnitude_squared=True)
+    assert spectrogram.shape[-1] == fft // 2 + 1
+    shift, _ = frontend.course_c0_constants(args)
+    expected = -np.sqrt(2 * args.num_mel_bins) * np.log(fft / args.frame_length)
+    np.testing.assert_allclose(shift, [expected] + [0.0] * (args.num_coefficients - 1), atol=1e-6)
+    assert (shift[0] == 0.0) == (fft == args.frame_length)

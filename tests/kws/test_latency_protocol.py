@@ -80,3 +80,20 @@ def test_inference_scope_times_the_model_only_and_discard_drops_runs(corpus, ite
                           raw=latency.RawAudio(int16=False))
     assert res["metric_ms"] == res["model_ms"] != res["total_ms"]
     assert res["n"] == 2 * len(items) - 3
+
+
+@pytest.mark.parametrize("in_timer", [True, False])
+def test_decoding_counts_in_the_preprocessing_time_only_when_the_protocol_says_so(monkeypatch, corpus, items, in_timer):
+    import time
+
+    real = msc.decode_clip
+
+    def slow(data, where, pad=True):
+        time.sleep(0.03)
+        return real(data, where, pad)
+
+    monkeypatch.setattr(msc, "decode_clip", slow)
+    res = latency.measure(corpus, None, _Runner(), dict(PROTO, decode_in_timer=in_timer), items,
+                          raw=latency.RawAudio(int16=False))
+    assert (res["preprocessing_ms"] >= 30.0) == in_timer
+    assert (res["total_ms"] >= 30.0) == in_timer
