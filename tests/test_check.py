@@ -232,3 +232,52 @@ def test_aggregate_needs_every_seed_and_marks_marginal_from_any_seed():
     assert row["k_pass"] == 2 and row["passed"] is False and row["result"] == "FAIL 2/3"
     (row,) = run.aggregate(None, {"max_err": 1.0}, seeds[:2])
     assert row["passed"] and row["marginal"] and row["interval"] == (0.4, 0.6) and row["result"] == "PASS 2/2 (marginal)"
+
+
+def test_the_verdict_counts_passing_seeds_and_calls_only_a_pass_marginal():
+    def task(passed, seeds, marginal=False, device=None):
+        checks = [{"marginal": marginal, "passed": passed}]
+        if device is not None:
+            checks.append({"imported": {"finished_utc": None}, "passed": device})
+        return {"passed": passed, "seeds": [{"passed": p} for p in seeds], "checks": checks}
+
+    assert report.task_verdict(task(True, [True, True], marginal=True)) == "PASS (2/2 seeds), marginal"
+    assert report.task_verdict(task(False, [True, False], marginal=True)) == "FAIL (1/2 seeds)"
+    assert report.task_verdict(task(False, [True], device=False)) == \
+        "FAIL (1/1 seeds); the imported device latency misses the limit"
+    assert report.task_verdict(task(True, [True], device=True)) == "PASS (1/1 seeds)"
+
+
+def test_the_summary_flags_reconstructed_limits_and_a_trivial_baseline_that_passes_but_not_a_reference():
+    def rep(version, status, baselines):
+        task = {"title": "Forecast", "passed": True, "seeds": [{"passed": True}], "baselines": baselines,
+                "checks": [{"label": "MAE T, test split", "measured_text": "0.2 °C"}]}
+        return {"suite": "s", "version": version, "_path": f"s/version-{version}/report.md", "commit": "c0ffee",
+                "host_line": "host", "constraints": {"status": status}, "tasks": [task]}
+
+    own, _ = report.summary_rows([
+        rep("a", "official", [{"name": "Persistence", "passes_all": True}]),
+        rep("b", "reconstructed", [{"name": "Big model", "passes_all": True, "reference": True}]),
+        rep("c", "official", [{"name": "Persistence", "passes_all": False}])])
+    assert [row[-1] for row in own] == ["PASS (1/1 seeds); a trivial baseline passes too",
+                                        "PASS (1/1 seeds) (reconstructed limits)", "PASS (1/1 seeds)"]
+
+
+def test_a_baseline_line_says_which_limits_do_not_discriminate():
+    def line(passes):
+        checks = [{"label": "MAE T, test split", "measured_text": "0.25", "result": "PASS" if passes[0] else "FAIL",
+                   "passed": passes[0]},
+                  {"label": "MAE RH, test split", "measured_text": "1.5", "result": "PASS" if passes[1] else "FAIL",
+                   "passed": passes[1]}]
+        b = {"name": "Persistence", "checks": checks, "passes_all": all(passes), "passes_any": any(passes)}
+        return report.baseline_lines({"baselines": [b]})[0]
+
+    assert line([True, True]).endswith("the trivial predictor passes every one it can be checked against.")
+    assert line([True, False]).endswith(" — the limit on MAE T does not discriminate on this data.")
+    assert line([False, False]).endswith(" — fails, so the limits discriminate.")
+
+
+def test_the_missed_items_section_counts_the_items_every_seed_misses():
+    missed = [{"item": "a/1", "seeds": [1, 2], "answers": ["b"]}, {"item": "a/2", "seeds": [2], "answers": ["c"]}]
+    title, body = report.missed_section(missed, 2, "test")
+    assert body.startswith("2 test item(s) are missed by at least one seed, 1 by every seed.")

@@ -51,6 +51,9 @@ def _copy(tmp_path, suite="ml4iot-2022", version="a"):
     ("max_size_bytes = 1500", "max_size_bytes = true", "key 'forecast.max_size_bytes' must be an integer"),
     ('size_formats = ["tflite", "zlib"]', 'size_formats = ["tflite", 1]', "key 'forecast.size_formats' must hold string items"),
     ("max_size_bytes = 130000", "max_size_bytes = -1", "key 'kws.max_size_bytes' must be >= 1"),
+    ("kilobyte_bytes = 1000", "kilobyte_bytes = 1100", "key 'kilobyte_bytes' must be one of 1000, 1024"),
+    ('status = "official"', 'status = "official"\ngrading = "best-of-3"', "key 'grading' must be one of"),
+    ('size_formats = ["tflite", "zlib"]', "size_formats = []", "key 'forecast.size_formats' must list some of"),
 ])
 def test_validation_errors_name_file_and_key(tmp_path, old, new, message):
     path = _copy(tmp_path)

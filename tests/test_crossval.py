@@ -175,3 +175,73 @@ def test_a_task_without_folds_is_refused(tmp_path, toy, monkeypatch):
     with pytest.raises(HarnessError, match="does not define cross-validation folds"):
         crossval.cross_validate(Context(data_dir=tmp_path), "toy", "a", "toy", folds=3,
                                 constraints_dir=TOY / "constraints")
+
+
+def test_each_recipe_and_its_overrides_keep_their_own_cv_table(tmp_path, toy):
+    def cv(*overrides):
+        return crossval.cross_validate(Context(data_dir=tmp_path, log=lambda m: None), "toy", "a", "toy", folds=2,
+                                       overrides=list(overrides), out_dir=tmp_path / "out",
+                                       constraints_dir=TOY / "constraints")
+
+    two, three = cv("train.epochs=2"), cv("train.epochs=3")
+    assert two["folder"] != three["folder"]  # another override never replaces the first table
+    assert json.loads((Path(two["folder"]) / "report.json").read_text())["overrides"] == ["train.epochs=2"]
+    assert cv("train.epochs=2")["folder"] == two["folder"]  # the same command replaces its own table
+
+
+def test_every_fold_runs_with_the_test_split_sealed(tmp_path, toy, monkeypatch):
+    opened = []
+    real = Context.open_split
+
+    def spy(self, split):
+        opened.append((split, self.sealed_test))
+        return real(self, split)
+
+    monkeypatch.setattr(Context, "open_split", spy)
+    crossval.cross_validate(Context(data_dir=tmp_path, log=lambda m: None), "toy", "a", "toy", folds=2,
+                            overrides=["train.epochs=2"], constraints_dir=TOY / "constraints")
+    assert opened and set(opened) == {("held-out", True)}
+
+
+def test_a_fold_build_passes_only_when_every_measured_limit_holds_and_each_build_is_counted(tmp_path, toy, monkeypatch):
+    real = type(toy).measure
+
+    def measure(self, ctx, section, recipe, tflite, split="test", latency=True):
+        m = real(self, ctx, section, recipe, tflite, split, latency)
+        m.metrics["mae"] = 0.9 if recipe["seed"] == 2 else 0.1  # one build misses the MAE limit, its size still fits
+        return m
+
+    monkeypatch.setattr(type(toy), "measure", measure)
+    rep = crossval.cross_validate(Context(data_dir=tmp_path, log=lambda m: None), "toy", "a", "toy", folds=2, seeds=2,
+                                  overrides=["train.epochs=2"], constraints_dir=TOY / "constraints")
+    assert [(r["seed"], r["passed"]) for r in rep["rows"]] == [(1, True), (3, True), (2, False), (4, True)]
+    assert [(s["k_pass"], s["n"]) for s in rep["summary"]] == [(3, 4), (4, 4)]  # MAE: 3 of 4 builds; size: all
+    cells = [[c.strip() for c in line.split("|")] for line in rep["markdown"].splitlines() if line.startswith("|")]
+    assert [row[-2] for row in cells if row[-2] in ("PASS", "FAIL")] == ["PASS", "PASS", "FAIL", "PASS"]  # All limits
+    assert "Builds meeting it" in rep["markdown"] and "Folds meeting it" not in rep["markdown"]
+
+
+def test_a_limit_no_fold_measures_neither_fails_a_fold_nor_shows_in_its_table(tmp_path, toy, monkeypatch):
+    from harness.core.limits import Limit
+
+    # like latency in cv: a limit of the version whose metric no fold measures
+    monkeypatch.setattr(type(toy), "limits", type(toy).limits + [Limit("max_size_bytes", "latency_ms", "Latency", "ms")])
+    rep = crossval.cross_validate(Context(data_dir=tmp_path, log=lambda m: None), "toy", "a", "toy", folds=2,
+                                  overrides=["train.epochs=2"], constraints_dir=TOY / "constraints")
+    assert [s["label"] for s in rep["summary"]] == ["MAE, test split", "Size of the submitted file"]
+    assert all(len(r["checks"]) == 2 for r in rep["rows"])
+    assert [r["passed"] for r in rep["rows"]] == [all(c["result"] == "PASS" for c in r["checks"]) for r in rep["rows"]]
+    head = next(line for line in rep["markdown"].splitlines() if line.lstrip("| ").startswith("Fold"))
+    assert "Latency" not in head
+
+
+def test_the_missed_items_title_gives_the_misses_per_seed_set():
+    rows = [{"fold": 0, "seed_set": 0, "seed": 1, "checks": [], "passed": True, "data_note": "",
+             "misses": {"a/1": "a → b", "a/2": "a → c"}},
+            {"fold": 0, "seed_set": 1, "seed": 3, "checks": [], "passed": True, "data_note": "",
+             "misses": {"a/1": "a → b"}}]
+    rep = {"suite": "toy", "version": "a", "task": "toy", "folds": 2, "seeds": 2, "recipe_path": "r.toml",
+           "overrides": [], "recipe_summary": "dense", "rows": rows, "summary": [], "commit": "c0ffee", "host_line": "host"}
+    md = crossval.markdown(rep)
+    assert "## Held-out items missed (2 items; 3 misses over 2 seed sets, 1.5 per set)" in md
+    assert "2/2" in next(line for line in md.splitlines() if "`a/1`" in line)  # missed by both seed sets

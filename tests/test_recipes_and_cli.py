@@ -211,3 +211,36 @@ def test_out_and_recipe_options_are_refused_before_any_data_is_read(tmp_path, ca
     assert [l for l in proc.stderr.splitlines() if l.startswith("error:")] == [
         "error: --recipe 'forcast=my.toml': no task 'forcast' (tasks: forecast, kws)"]
     assert not (tmp_path / "out").exists()
+
+
+def test_a_problem_every_planned_version_shares_is_named_once(tmp_path):
+    from harness.core.task import Context
+    from harness.pipeline import plan
+
+    recipe = tmp_path / "mine.toml"
+    recipe.write_text(recipes.default_path(get("forecast"), "ml4iot-2022", "a").read_text())
+    ctx = Context(data_dir=tmp_path, options={"jena": [tmp_path / "jena.csv"]}, log=lambda m: None)
+    with pytest.raises(HarnessError) as e:
+        plan.check(ctx, [("ml4iot-2022", "a"), ("ml4iot-2022", "b")], ["forecast"], {"forecast": recipe},
+                   ["train.epochz=3"])
+    assert str(e.value).count("unknown key 'train.epochz'") == 1 and " | " not in str(e.value)
+
+
+def test_without_its_data_a_recipe_is_not_checked_against_the_data(tmp_path, monkeypatch):
+    from harness.core import task as tasks
+    from harness.core.task import Context
+    from harness.pipeline import plan
+
+    monkeypatch.setitem(tasks._REGISTRY, "toy", "tests.toy_task.task")
+    toy = get("toy")
+    checked = []
+
+    def missing(ctx, section):
+        raise HarnessError("toy data: not found in the data folder")
+
+    monkeypatch.setattr(toy, "ensure_data", missing)
+    monkeypatch.setattr(toy, "check_recipe_data", lambda ctx, section, recipe: checked.append(recipe))
+    with pytest.raises(HarnessError) as e:
+        plan.check(Context(data_dir=tmp_path, log=lambda m: None), [("toy", "a")], ["toy"],
+                   constraints_dir=Path(__file__).parent / "toy_task" / "constraints")
+    assert str(e.value) == "toy data: not found in the data folder" and checked == []

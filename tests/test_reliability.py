@@ -431,3 +431,106 @@ def test_the_summaries_after_a_run_leave_a_broken_report_out_and_say_so(tmp_path
     for summary in (out / "summary.md", out / "toy" / "summary.md"):
         text = summary.read_text()
         assert "version-a" in text and "version-b" not in text
+
+
+def test_recovery_leaves_a_running_commands_staging_folder_alone(tmp_path):
+    final = tmp_path / "suite" / "version-a"
+    final.mkdir(parents=True)
+    live = final.with_name(f".version-a.staging-{os.getppid()}-0")  # another command, still running, is writing here
+    live.mkdir()
+    (live / "report.json").write_text("{}")
+    publish.recover(final)
+    assert (live / "report.json").read_text() == "{}"
+
+
+def test_a_publication_cut_short_by_any_error_leaves_the_previous_files_and_nothing_else(tmp_path):
+    final = tmp_path / "suite" / "version-a"
+    with publish.together(final) as staging:
+        (staging / "report.json").write_text("first")
+    with pytest.raises(RuntimeError), publish.together(final) as staging:
+        (staging / "report.json").write_text("second")
+        raise RuntimeError("the measurement failed")
+    assert (final / "report.json").read_text() == "first"
+    assert sorted(p.name for p in final.parent.iterdir()) == ["version-a"]
+    with publish.together(final) as staging:
+        (staging / "report.json").write_text("third")
+    assert (final / "report.json").read_text() == "third"
+    assert sorted(p.name for p in final.parent.iterdir()) == ["version-a"]  # the replaced set is not kept aside
+
+
+@pytest.mark.parametrize("torn", [b'{"op_code": 5, "trial_id": 1, "sta', b'{"op_code": 5, "trial_id": 1, "sta\n'])
+def test_a_torn_last_journal_record_is_cut_off_at_the_end_of_the_last_whole_one(tmp_path, torn):
+    path = tmp_path / "s.journal"
+    whole = b'{"op_code": 0, "worker_id": "x", "study_name": "s"}\n{"op_code": 4, "worker_id": "x", "study_id": 0}\n'
+    path.write_bytes(whole + torn)
+    assert search.repair_journal(path, log=lambda m: None) == len(torn)
+    assert path.read_bytes() == whole
+    assert path.with_name("s.journal.torn").read_bytes() == torn
+
+
+def test_the_summaries_skip_hidden_folders_and_the_folders_summary_lists_every_suite(tmp_path):
+    out = tmp_path / "results"
+    atomic.write_json(out / "toy" / "version-a" / "report.json", _version_record())
+    atomic.write_json(out / "other" / "version-a" / "report.json", _version_record(suite="other"))
+    atomic.write_json(out / ".before-upgrade" / "toy" / "version-b" / "report.json", _version_record(version="b"))
+    run.report_files.write_summaries(out, "toy", log=lambda m: None)
+    top, suite = (out / "summary.md").read_text(), (out / "toy" / "summary.md").read_text()
+    assert "toy/version-a/report.md" in top and "other/version-a/report.md" in top and "version-b" not in top
+    assert "version-a/report.md" in suite and "other/version-a" not in suite and "version-b" not in suite
+
+
+def test_a_version_page_marks_reconstructed_limits_and_a_single_seed():
+    from harness.pipeline import report
+
+    rec = _version_record()
+    rec["tasks"][0]["checks"][0]["spread"] = {"n": 1, "mean": 0.1, "sd": None, "min": 0.1, "max": 0.1}
+    page = report.version_markdown(rec)
+    assert "1 kB read as 1000 B." in page and "RECONSTRUCTED" not in page
+    assert "| one seed " in page
+    rec["constraints"]["status"] = "reconstructed"
+    assert "- **RECONSTRUCTED limits**" in report.version_markdown(rec)
+
+
+def test_a_run_over_several_versions_names_the_failed_ones_and_counts_the_builds_they_share(tmp_path, monkeypatch):
+    from harness.core import task as tasks
+    from harness.pipeline import run_all
+
+    toy = Path(__file__).parent / "toy_task"
+    monkeypatch.setitem(tasks._REGISTRY, "toy", "tests.toy_task.task")
+    monkeypatch.setenv("ML4IOT_CACHE_DIR", str(tmp_path / "cache"))
+    text = (toy / "constraints" / "toy" / "version-a.toml").read_text()
+    root = tmp_path / "constraints"
+    (root / "toy").mkdir(parents=True)
+    (root / "toy" / "version-a.toml").write_text(text.replace("max_mae = 0.5", "max_mae = 100.0"))
+    (root / "toy" / "version-b.toml").write_text(text.replace('version = "a"', 'version = "b"')
+                                                 .replace("max_mae = 0.5", "max_mae = 0.0001"))
+    monkeypatch.setattr(constraints, "CONSTRAINTS_DIR", root)
+    ctx = Context(data_dir=tmp_path, log=lambda m: None)
+
+    def run_plan():
+        return run_all.run_plan(ctx, [("toy", "a"), ("toy", "b")], ["toy"], {"toy": toy / "recipes" / "toy-a.toml"},
+                                ["train.epochs=3"], out_dir=tmp_path / "out")
+
+    first = run_plan()
+    assert first["failed"] == ["toy/b"]  # one model: it meets a's limit and misses b's
+    assert (first["builds"], first["builds_cached"], first["builds_shared"]) == (2, 0, 1)
+    again = run_plan()
+    assert (again["builds"], again["builds_cached"], again["builds_shared"]) == (2, 2, 0)
+
+
+def test_a_one_task_run_counts_only_the_builds_of_the_tasks_it_ran(tmp_path, jena_slice):
+    from harness.pipeline import run_all
+
+    out = tmp_path / "results"
+    _run(tmp_path, jena_slice, out)
+    version = out / "ml4iot-2022" / "version-a"
+    rep = json.loads((version / "report.json").read_text())
+    kept = dict(rep["tasks"][0], task="kws", title="Keyword spotting", seconds={"measure": 50.0},
+                seeds=[dict(s, build_key="kept-from-an-earlier-run") for s in rep["tasks"][0]["seeds"]])
+    rep["tasks"].append(kept)
+    atomic.write_json(version / "report.json", rep)
+    (version / "kws").mkdir()
+    ctx = Context(data_dir=tmp_path, options={"jena": [jena_slice]}, log=lambda m: None)
+    res = run_all.run_plan(ctx, [("ml4iot-2022", "a")], ["forecast"], overrides=OVERRIDES, out_dir=out)
+    assert (res["builds"], res["builds_cached"]) == (1, 1)
+    assert res["seconds"]["measure"] < 50.0  # the kept task's stage times are not this run's

@@ -60,6 +60,7 @@ def test_shipped_spaces_parse_and_fit_every_versions_recipe():
 @pytest.mark.parametrize("text,message", [
     ("[[param]]\nkey = 'a.b'\n", "needs exactly one of choices, int, float"),
     ("[[param]]\nkey = 'a.b'\nint = [3, 1]\n", "must be [low, high]"),
+    ("[[param]]\nkey = 'a.b'\nint = [2, 2]\n", "must be [low, high]"),
     ("[[param]]\nkey = 'a.b'\nchoices = [1]\nrange = 2\n", "unknown key 'param[0].range'"),
     ("x = 1\n", "expected a list of [[param]] tables"),
     ("[[param]]\nkey = 'a.b'\nchoices = [1]\nwhen = { 'model.nme' = ['mlp'] }\n", "names 'model.nme', which no earlier"),
@@ -253,3 +254,106 @@ def test_two_workers_share_one_study_on_postgresql(tmp_path, jena_slice, space):
             assert out.count("  trial ") == 2
     finally:
         optuna.delete_study(study_name=study, storage=search.open_storage(url))
+
+
+def test_a_trials_metrics_are_the_mean_over_its_seeds():
+    rep = {"seeds": [{"metrics": {"mae": 0.2, "size_bytes": 1000.0}}, {"metrics": {"mae": 0.4, "size_bytes": 1000.0}}]}
+    assert search.mean_metrics(rep) == pytest.approx({"mae": 0.3, "size_bytes": 1000.0})
+
+
+def test_the_chosen_trial_passes_every_limit_and_is_best_on_the_first_objective():
+    objs = [("accuracy", "maximize"), ("size_bytes", "minimize")]
+    rows = [{"number": 0, "values": [99.0, 100.0], "passed": False},
+            {"number": 1, "values": [93.0, 900.0], "passed": True},
+            {"number": 2, "values": [95.0, 800.0], "passed": True},
+            {"number": 3, "values": [95.0, 700.0], "passed": True}]
+    assert search.choose(rows, objs)["number"] == 3  # the best passing accuracy; on a tie, the smaller file
+    assert search.choose([r for r in rows if not r["passed"]], objs) is None
+
+
+def test_the_pareto_table_keeps_exactly_the_configurations_nothing_beats():
+    objs = [("accuracy", "maximize"), ("size_bytes", "minimize")]
+    values = [[95.0, 800.0], [93.0, 500.0], [92.0, 900.0], [95.0, 800.0], [96.0, 1000.0]]
+    rows = [{"number": n, "values": v} for n, v in enumerate(values)]
+    # trial 2 is beaten on both objectives; two equal trials do not beat each other
+    assert [r["number"] for r in search.pareto(rows, objs)] == [0, 1, 3, 4]
+
+
+class _Trial:
+    number = 0
+
+    def __init__(self):
+        self.user_attrs = {}
+
+    def set_user_attr(self, key, value):
+        self.user_attrs[key] = value
+
+
+class _Study:
+    def __init__(self, curves):
+        self.curves = curves
+
+    def get_trials(self, deepcopy=False, states=()):
+        from types import SimpleNamespace
+
+        return [SimpleNamespace(user_attrs={"val_curve": c}) for c in self.curves]
+
+
+def test_a_trial_is_stopped_early_only_when_far_worse_than_the_median_of_four_finished_trials():
+    import optuna
+
+    from types import SimpleNamespace
+
+    task = SimpleNamespace(hopeless=lambda section, logs: None)
+
+    def finished(n, key, value):
+        curves = []
+        for _ in range(n):
+            t = _Trial()
+            hook = search._early_stop_hook(_Study([]), t, task, {}, 2, lambda m: None)
+            for epoch in range(3):
+                hook(epoch, {key: value, "loss": 1.0})
+            curves.append(t.user_attrs["val_curve"])
+        return _Study(curves)
+
+    def stopped_at(study, key, values):
+        hook = search._early_stop_hook(study, _Trial(), task, {}, 2, lambda m: None)
+        for epoch, value in enumerate(values):
+            try:
+                hook(epoch, {key: value})
+            except optuna.TrialPruned:
+                return epoch
+        return None
+
+    losses = finished(4, "val_loss", 1.0)
+    assert stopped_at(losses, "val_loss", [5.0, 5.0, 5.0]) == 1  # judged once the 2 warm-up epochs are over
+    assert stopped_at(losses, "val_loss", [0.5, 0.5, 0.5]) is None  # a lower loss runs on
+    assert stopped_at(losses, "val_loss", [1.2, 1.2, 1.2]) is None  # within a quarter of the median
+    assert stopped_at(finished(3, "val_loss", 1.0), "val_loss", [5.0, 5.0, 5.0]) is None  # too few to compare
+    accuracy = finished(4, "val_accuracy", 0.9)
+    assert stopped_at(accuracy, "val_accuracy", [0.5, 0.5, 0.5]) == 1
+    assert stopped_at(accuracy, "val_accuracy", [0.95, 0.95, 0.95]) is None
+
+
+def test_a_condition_holds_only_when_every_named_key_has_one_of_its_values():
+    p = search.Param("model.width", "choices", (8, 16), None, False, {"model.name": ["ds_cnn"], "quantize.mode": ["int8"]})
+    assert p.active({"model.name": "ds_cnn", "quantize.mode": "int8"})
+    assert not p.active({"model.name": "ds_cnn", "quantize.mode": "none"})
+    assert not p.active({"model.name": "mlp", "quantize.mode": "int8"})
+
+
+def test_a_trial_samples_each_range_with_its_step_and_scale(tmp_path):
+    import optuna
+    from optuna.distributions import FloatDistribution, IntDistribution
+
+    p = tmp_path / "s.toml"
+    p.write_text("[[param]]\nkey = 'train.epochs'\nint = [2, 10]\nstep = 2\n"
+                 "[[param]]\nkey = 'train.learning_rate'\nfloat = [1e-4, 1e-1]\nlog = true\n"
+                 "[[param]]\nkey = 'model.width'\nfloat = [0.25, 1.0]\nstep = 0.25\n")
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    trial = study.ask()
+    chosen = search.suggest(trial, search.load_space(p))
+    assert trial.distributions == {"train.epochs": IntDistribution(2, 10, step=2),
+                                   "train.learning_rate": FloatDistribution(1e-4, 1e-1, log=True),
+                                   "model.width": FloatDistribution(0.25, 1.0, step=0.25)}
+    assert chosen["train.epochs"] % 2 == 0

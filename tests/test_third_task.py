@@ -149,3 +149,35 @@ def test_a_recipe_whose_shipped_seed_passes_but_another_fails_fails(tmp_path, mo
     out = run.run_task(ctx, cons, "toy", seeds=2)
     assert out.report["seeds"][0]["seed"] == 1 and out.report["seeds"][0]["passed"]
     assert not out.passed and out.report["checks"][0]["result"].startswith("FAIL 1/2")
+
+
+def test_a_searchs_test_reading_is_the_chosen_recipe_on_the_test_split_over_every_seed(tmp_path, toy):
+    ctx = Context(data_dir=tmp_path, log=lambda m: None)
+    cfg = search.SearchConfig(suite="toy", version="a", task="toy", trials=2, out_dir=tmp_path / "out",
+                              constraints_dir=TOY / "constraints", seeds=2)
+    best = search.search(ctx, cfg)["best"]
+    assert best is not None
+    cons = constraints.load("toy", "a", root=TOY / "constraints")
+    final = run.run_task(ctx, cons, "toy", overrides=best["overrides"], seeds=2, split="test").report
+    expected = {c["label"]: f"{c['result']} ({c['measured_text']})" for c in final["checks"]}
+    assert best["test"] == expected
+    md = (tmp_path / "out" / "toy" / "search-a-toy.md").read_text()
+    assert "- Over 2 seed(s): " + "; ".join(f"{k}: {v}" for k, v in expected.items()) + "." in md
+
+
+def test_a_trial_whose_parameters_alone_reach_the_size_limit_is_rejected_untrained(tmp_path, toy, monkeypatch):
+    import optuna
+
+    from tests.toy_task import task as toy_task
+
+    monkeypatch.setattr(toy_task.ToyTask, "size_floor_bytes", lambda self, ctx, section, recipe: section["max_size_bytes"])
+    ctx = Context(data_dir=tmp_path, log=lambda m: None)
+    cfg = search.SearchConfig(suite="toy", version="a", task="toy", trials=1, out_dir=tmp_path / "out",
+                              constraints_dir=TOY / "constraints", seeds=1)
+    assert search.search(ctx, cfg)["complete"] == 0
+    study = optuna.load_study(study_name="toy-a-toy",
+                              storage=search.open_storage(str(tmp_path / "out" / "toy" / "search-a-toy.journal")))
+    (trial,) = study.trials
+    assert trial.state == optuna.trial.TrialState.PRUNED
+    assert trial.user_attrs["rejected"] == "parameters alone need >= 5,000 B, limit 5,000 B"
+    assert "seconds" in trial.user_attrs and "metrics" not in trial.user_attrs
