@@ -259,6 +259,9 @@ def test_two_workers_share_one_study_on_postgresql(tmp_path, jena_slice, space):
 def test_a_trials_metrics_are_the_mean_over_its_seeds():
     rep = {"seeds": [{"metrics": {"mae": 0.2, "size_bytes": 1000.0}}, {"metrics": {"mae": 0.4, "size_bytes": 1000.0}}]}
     assert search.mean_metrics(rep) == pytest.approx({"mae": 0.3, "size_bytes": 1000.0})
+    rep["seeds"].append({"seed": 3, "metrics": {"size_bytes": 1000.0}})  # never a mean over fewer seeds
+    with pytest.raises(HarnessError, match="^trial seed 3: mae not measured"):
+        search.mean_metrics(rep)
 
 
 def test_the_chosen_trial_passes_every_limit_and_is_best_on_the_first_objective():

@@ -40,10 +40,15 @@ from harness.pipeline.search.storage import (  # noqa: F401
 
 
 def mean_metrics(report: dict) -> dict:
-    """Each metric averaged over the trial's seeds (validation split)."""
+    """Each metric averaged over the trial's seeds (validation split). A metric one seed lacks is refused: a mean
+    over the other seeds would rank this trial on fewer seeds than the rest."""
     seeds = report["seeds"]
     keys = set().union(*(sd["metrics"] for sd in seeds))
-    return {k: sum(sd["metrics"][k] for sd in seeds if k in sd["metrics"]) / len(seeds) for k in keys}
+    for i, sd in enumerate(seeds):
+        if missing := sorted(keys - set(sd["metrics"])):
+            raise HarnessError(f"trial seed {sd.get('seed', i + 1)}: {', '.join(missing)} not measured, "
+                               "though other seeds of the trial measured it")
+    return {k: sum(sd["metrics"][k] for sd in seeds) / len(seeds) for k in keys}
 
 
 def constraint_values(report: dict) -> list[float]:
