@@ -26,6 +26,23 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("ML4IOT_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
 
 
+@pytest.fixture
+def opened_splits():
+    """Every (split, whether the test split was sealed) a Context opens while the test runs."""
+    from harness.core.task import Context
+
+    opened = []
+    real = Context.open_split
+
+    def spy(self, split):
+        opened.append((split, self.sealed_test))
+        return real(self, split)
+
+    with pytest.MonkeyPatch.context() as mp:  # a patch of its own: a test's monkeypatch.undo() leaves it in place
+        mp.setattr(Context, "open_split", spy)
+        yield opened
+
+
 @pytest.fixture(scope="session")
 def jena_2020(shared_data) -> Path:
     return shared_data / "jena_climate" / "weather_2020.zip"

@@ -189,18 +189,10 @@ def test_each_recipe_and_its_overrides_keep_their_own_cv_table(tmp_path, toy):
     assert cv("train.epochs=2")["folder"] == two["folder"]  # the same command replaces its own table
 
 
-def test_every_fold_runs_with_the_test_split_sealed(tmp_path, toy, monkeypatch):
-    opened = []
-    real = Context.open_split
-
-    def spy(self, split):
-        opened.append((split, self.sealed_test))
-        return real(self, split)
-
-    monkeypatch.setattr(Context, "open_split", spy)
+def test_every_fold_runs_with_the_test_split_sealed(tmp_path, toy, opened_splits):
     crossval.cross_validate(Context(data_dir=tmp_path, log=lambda m: None), "toy", "a", "toy", folds=2,
                             overrides=["train.epochs=2"], constraints_dir=TOY / "constraints")
-    assert opened and set(opened) == {("held-out", True)}
+    assert opened_splits and set(opened_splits) == {("held-out", True)}
 
 
 def test_a_fold_build_passes_only_when_every_measured_limit_holds_and_each_build_is_counted(tmp_path, toy, monkeypatch):

@@ -151,20 +151,12 @@ def test_search_runs_real_trials_resumes_and_its_best_recipe_reproduces(tmp_path
     assert "test split (read once, after the choice)" in (folder / "search-a-forecast.md").read_text()
 
 
-def test_the_search_never_reads_the_test_split(tmp_path, jena_slice, space, monkeypatch):
+def test_the_search_never_reads_the_test_split(tmp_path, jena_slice, space, monkeypatch, opened_splits):
     """Scrambling the test split's targets must not change which trial is chosen, nor any trial's figures."""
     from tasks.forecast.task import TASK
 
     def run_search(out, scramble):
         ctx = Context(data_dir=tmp_path, options={"jena": [jena_slice]}, log=lambda m: None)
-        opened = []
-        real_open = Context.open_split
-
-        def spy(self, split):
-            opened.append((split, self.sealed_test))
-            return real_open(self, split)
-
-        monkeypatch.setattr(Context, "open_split", spy)
         if scramble:
             real_windows = type(TASK).windows
 
@@ -181,14 +173,14 @@ def test_the_search_never_reads_the_test_split(tmp_path, jena_slice, space, monk
         monkeypatch.undo()
         study = optuna.load_study(study_name="ml4iot-2022-a-forecast",
                                   storage=search.open_storage(str(out / "ml4iot-2022" / "search-a-forecast.journal")))
-        return res, study, opened
+        return res, study
 
     import numpy as np
     import optuna
 
-    res_a, study_a, opened = run_search(tmp_path / "a", scramble=False)
-    assert ("test", True) not in opened and ("val", True) in opened  # trials read validation only
-    res_b, study_b, _ = run_search(tmp_path / "b", scramble=True)
+    res_a, study_a = run_search(tmp_path / "a", scramble=False)
+    assert ("test", True) not in opened_splits and ("val", True) in opened_splits  # trials read validation only
+    res_b, study_b = run_search(tmp_path / "b", scramble=True)
     assert [t.params for t in study_a.trials] == [t.params for t in study_b.trials]
     assert [t.values for t in study_a.trials] == [t.values for t in study_b.trials]
     assert (res_a["best"] or {}).get("number") == (res_b["best"] or {}).get("number")
