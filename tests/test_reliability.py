@@ -252,6 +252,9 @@ def test_a_run_builds_every_versions_seeds_on_one_pool_and_the_versions_then_onl
     rep = run.run_version(ctx, "ml4iot-2022", "a", tasks=["forecast"], out_dir=tmp_path / "out", overrides=OVERRIDES,
                           seeds=2, jobs=2)
     assert [s["build_cached"] for s in rep["tasks"][0]["seeds"]] == [True, True]
+    # the page does not claim an earlier command made them: a cold run's pool fills the cache its versions read
+    page = (tmp_path / "out" / "ml4iot-2022" / "version-a" / "report.md").read_text()
+    assert "(builds read from the build cache, made earlier by this command's shared pool or by an earlier command" in page
 
 
 def test_the_commit_is_read_before_the_command_starts_and_then_kept(monkeypatch):

@@ -177,7 +177,8 @@ def version_markdown(rep: dict) -> str:
                          + (f"; numpy's OpenBLAS kernels: {built['openblas_core']}" if built.get("openblas_core") else "")
                          + ".")
         lines.append("- Stage times: " + ", ".join(f"{k} {v:.1f} s" for k, v in task["seconds"].items())
-                     + (" (builds reused from cache)" if task["build_cached"] else "") + ".")
+                     + (" (builds read from the build cache, made earlier by this command's shared pool or by an "
+                        "earlier command: the run record counts which)" if task["build_cached"] else "") + ".")
         lines.append("")
     return "\n".join(lines)
 
