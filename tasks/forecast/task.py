@@ -272,7 +272,7 @@ class ForecastTask(UserFiles, TaskBase):
 
     def sidecar(self, ctx, section, recipe) -> dict:
         prof = self.profile(ctx)
-        gaps = "may span gaps in the data, as in the course" if prof.name == "course" else "never cross a gap in the data"
+        gaps = "never cross a gap in the data" if prof.kind == "dates" else "may span gaps in the data, as in the course"
         return {
             "task": "forecast",
             "input": {"shape": [1, section["input_steps"], 2], "dtype": "float32", "features": ["T (degC)", "rh (%)"],
