@@ -22,7 +22,9 @@ AUGMENT_SCHEMA = {
     "speeds": Field(list, default=[], check=_speeds,
                     doc="extra copies of the training clips played at these speeds (tempo and pitch, as Kaldi's "
                         "speed perturbation); every batch draws the original or one copy of each clip at random"),
-    "time_shift_frames": Field(int, default=0, check=in_range(0, 50), doc="random roll of up to ± frames; the frames rolled in take the clip's lowest value (silence)"),
+    "time_shift_frames": Field(int, default=0, check=in_range(0, 50),
+                               doc="random roll of up to ± frames; the frames rolled in take the clip's lowest value "
+                                   "(silence)"),
     "time_masks": Field(int, default=0, check=in_range(0, 5)),
     "time_mask_frames": Field(int, default=0, check=in_range(0, 50)),
     "freq_masks": Field(int, default=0, check=in_range(0, 5)),
