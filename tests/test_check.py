@@ -149,17 +149,22 @@ def test_a_baseline_counts_as_passing_only_when_it_meets_every_limit_and_a_refer
     assert "the limit on Error does not discriminate" in lines[0] and "every one" not in lines[0]
     assert "these limits do not discriminate" in lines[1]
 
-    def status(baselines):
-        task = {"title": "Forecasting", "passed": True, "seeds": [{"passed": True}],
-                "checks": [{"label": "Error, test split", "measured_text": "0.5"}], "baselines": baselines}
-        rep = {"suite": "s", "version": "a", "_path": "s/version-a/report.md", "constraints": {"status": "official"},
-               "tasks": [task]}
-        return report.summary_rows([rep])[0][0][-1]
-
     big = run.baseline_report(T, section, {"Big model": {"err": 0.5, "acc": 95.0}}, ("Big model",), {"err": 0.6, "acc": 95.0})
-    assert big[0]["passes_all"] and "trivial" not in status(big)  # an upper reference passing is expected
-    assert status([every]).endswith("; a trivial baseline passes too")
-    assert "trivial" not in status([half])
+    assert big[0]["passes_all"] and "trivial" not in _summary_status(big)  # an upper reference passing is expected
+    assert _summary_status([every]).endswith("; a trivial baseline passes too")
+    assert "trivial" not in _summary_status([half])
+
+
+def _summary_rep(baselines, version="a", status="official"):
+    """A one-task report.json as the summary reads it."""
+    task = {"title": "Forecast", "passed": True, "seeds": [{"passed": True}], "baselines": baselines,
+            "checks": [{"label": "MAE T, test split", "measured_text": "0.2 °C"}]}
+    return {"suite": "s", "version": version, "_path": f"s/version-{version}/report.md", "commit": "c0ffee",
+            "host_line": "host", "constraints": {"status": status}, "tasks": [task]}
+
+
+def _summary_status(baselines):
+    return report.summary_rows([_summary_rep(baselines)])[0][0][-1]
 
 
 def test_missed_items_are_counted_over_seeds_most_missed_first():
@@ -171,6 +176,9 @@ def test_missed_items_are_counted_over_seeds_most_missed_first():
     assert [(r["item"], r["seeds"]) for r in missed] == [("up/a", [1, 2]), ("down/b", [1])]
     title, body = missed_section(missed, 3, "test")
     assert "2 test item(s) are missed by at least one seed, 0 by every seed" in body and "| `up/a`   | 2/3" in body
+    missed = [{"item": "a/1", "seeds": [1, 2], "answers": ["b"]}, {"item": "a/2", "seeds": [2], "answers": ["c"]}]
+    title, body = missed_section(missed, 2, "test")
+    assert body.startswith("2 test item(s) are missed by at least one seed, 1 by every seed.")
 
 
 def test_a_progress_line_judges_what_was_measured_and_says_when_latency_was_skipped():
@@ -249,16 +257,10 @@ def test_the_verdict_counts_passing_seeds_and_calls_only_a_pass_marginal():
 
 
 def test_the_summary_flags_reconstructed_limits_and_a_trivial_baseline_that_passes_but_not_a_reference():
-    def rep(version, status, baselines):
-        task = {"title": "Forecast", "passed": True, "seeds": [{"passed": True}], "baselines": baselines,
-                "checks": [{"label": "MAE T, test split", "measured_text": "0.2 °C"}]}
-        return {"suite": "s", "version": version, "_path": f"s/version-{version}/report.md", "commit": "c0ffee",
-                "host_line": "host", "constraints": {"status": status}, "tasks": [task]}
-
     own, _ = report.summary_rows([
-        rep("a", "official", [{"name": "Persistence", "passes_all": True}]),
-        rep("b", "reconstructed", [{"name": "Big model", "passes_all": True, "reference": True}]),
-        rep("c", "official", [{"name": "Persistence", "passes_all": False}])])
+        _summary_rep([{"name": "Persistence", "passes_all": True}], "a"),
+        _summary_rep([{"name": "Big model", "passes_all": True, "reference": True}], "b", "reconstructed"),
+        _summary_rep([{"name": "Persistence", "passes_all": False}], "c")])
     assert [row[-1] for row in own] == ["PASS (1/1 seeds); a trivial baseline passes too",
                                         "PASS (1/1 seeds) (reconstructed limits)", "PASS (1/1 seeds)"]
 
@@ -276,8 +278,3 @@ def test_a_baseline_line_says_which_limits_do_not_discriminate():
     assert line([True, False]).endswith(" — the limit on MAE T does not discriminate on this data.")
     assert line([False, False]).endswith(" — fails, so the limits discriminate.")
 
-
-def test_the_missed_items_section_counts_the_items_every_seed_misses():
-    missed = [{"item": "a/1", "seeds": [1, 2], "answers": ["b"]}, {"item": "a/2", "seeds": [2], "answers": ["c"]}]
-    title, body = report.missed_section(missed, 2, "test")
-    assert body.startswith("2 test item(s) are missed by at least one seed, 1 by every seed.")
