@@ -277,4 +277,3 @@ def test_a_baseline_line_says_which_limits_do_not_discriminate():
     assert line([True, True]).endswith("the trivial predictor passes every one it can be checked against.")
     assert line([True, False]).endswith(" — the limit on MAE T does not discriminate on this data.")
     assert line([False, False]).endswith(" — fails, so the limits discriminate.")
-
