@@ -27,6 +27,16 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
 
 
 @pytest.fixture
+def toy(monkeypatch):
+    """The toy third task (tests/toy_task), registered for the test."""
+    from harness.core import task as tasks
+
+    monkeypatch.setitem(tasks._REGISTRY, "toy", "tests.toy_task.task")
+    yield tasks.get("toy")
+    tasks._REGISTRY.pop("toy", None)
+
+
+@pytest.fixture
 def opened_splits():
     """Every (split, whether the test split was sealed) a Context opens while the test runs."""
     from harness.core.task import Context

@@ -5,7 +5,6 @@ from pathlib import Path
 import pytest
 
 from harness.core import folds
-from harness.core import task as tasks
 from harness.core.errors import HarnessError
 from harness.core.task import Context
 from harness.pipeline import crossval
@@ -57,13 +56,6 @@ def test_a_fold_parts_into_train_validation_and_held_out_groups():
 def test_impossible_folds_are_one_line_errors(fold, k, match):
     with pytest.raises(HarnessError, match=match):
         folds.split_pool(POOL[:10], group, fold, k)
-
-
-@pytest.fixture()
-def toy(monkeypatch):
-    monkeypatch.setitem(tasks._REGISTRY, "toy", "tests.toy_task.task")
-    yield tasks.get("toy")
-    tasks._REGISTRY.pop("toy", None)
 
 
 def test_cv_trains_each_fold_on_train_plus_val_and_never_reads_the_test_split(tmp_path, toy, monkeypatch):

@@ -226,13 +226,10 @@ def test_a_problem_every_planned_version_shares_is_named_once(tmp_path):
     assert str(e.value).count("unknown key 'train.epochz'") == 1 and " | " not in str(e.value)
 
 
-def test_without_its_data_a_recipe_is_not_checked_against_the_data(tmp_path, monkeypatch):
-    from harness.core import task as tasks
+def test_without_its_data_a_recipe_is_not_checked_against_the_data(tmp_path, monkeypatch, toy):
     from harness.core.task import Context
     from harness.pipeline import plan
 
-    monkeypatch.setitem(tasks._REGISTRY, "toy", "tests.toy_task.task")
-    toy = get("toy")
     checked = []
 
     def missing(ctx, section):

@@ -494,14 +494,12 @@ def test_a_version_page_marks_reconstructed_limits_and_a_single_seed():
     assert "- **RECONSTRUCTED limits**" in report.version_markdown(rec)
 
 
-def test_a_run_over_several_versions_names_the_failed_ones_and_counts_the_builds_they_share(tmp_path, monkeypatch):
-    from harness.core import task as tasks
+def test_a_run_over_several_versions_names_the_failed_ones_and_counts_the_builds_they_share(tmp_path, monkeypatch, toy):
     from harness.pipeline import run_all
 
-    toy = Path(__file__).parent / "toy_task"
-    monkeypatch.setitem(tasks._REGISTRY, "toy", "tests.toy_task.task")
+    toy_dir = Path(__file__).parent / "toy_task"
     monkeypatch.setenv("ML4IOT_CACHE_DIR", str(tmp_path / "cache"))
-    text = (toy / "constraints" / "toy" / "version-a.toml").read_text()
+    text = (toy_dir / "constraints" / "toy" / "version-a.toml").read_text()
     root = tmp_path / "constraints"
     (root / "toy").mkdir(parents=True)
     (root / "toy" / "version-a.toml").write_text(text.replace("max_mae = 0.5", "max_mae = 100.0"))
@@ -511,7 +509,7 @@ def test_a_run_over_several_versions_names_the_failed_ones_and_counts_the_builds
     ctx = Context(data_dir=tmp_path, log=lambda m: None)
 
     def run_plan():
-        return run_all.run_plan(ctx, [("toy", "a"), ("toy", "b")], ["toy"], {"toy": toy / "recipes" / "toy-a.toml"},
+        return run_all.run_plan(ctx, [("toy", "a"), ("toy", "b")], ["toy"], {"toy": toy_dir / "recipes" / "toy-a.toml"},
                                 ["train.epochs=3"], out_dir=tmp_path / "out")
 
     first = run_plan()

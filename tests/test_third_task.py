@@ -13,13 +13,6 @@ from harness.pipeline import run, search
 TOY = Path(__file__).parent / "toy_task"
 
 
-@pytest.fixture()
-def toy(monkeypatch):
-    monkeypatch.setitem(tasks._REGISTRY, "toy", "tests.toy_task.task")
-    yield
-    tasks._REGISTRY.pop("toy", None)
-
-
 def test_a_third_task_runs_checks_and_reports_without_harness_changes(tmp_path, toy):
     ctx = Context(data_dir=tmp_path, log=lambda m: None)
     rep = run.run_version(ctx, "toy", "a", out_dir=tmp_path / "out", seeds=2, constraints_dir=TOY / "constraints")
