@@ -6,7 +6,6 @@ from pathlib import Path
 import pytest
 
 from harness.core import constraints
-from harness.core import task as tasks
 from harness.core.task import Context
 from harness.pipeline import run, search
 
@@ -126,17 +125,15 @@ def test_a_checks_report_pair_appears_together_or_not_at_all(tmp_path, toy, monk
     assert sorted(p.name for p in folder.parent.iterdir()) == ["check-a-mine", "check-a-mine-2"]
 
 
-def test_a_recipe_whose_shipped_seed_passes_but_another_fails_fails(tmp_path, monkeypatch):
-    monkeypatch.setitem(tasks._REGISTRY, "toy", "tests.toy_task.task")
-    from tests.toy_task import task as toy
-    real = toy.ToyTask.measure
+def test_a_recipe_whose_shipped_seed_passes_but_another_fails_fails(tmp_path, monkeypatch, toy):
+    real = type(toy).measure
 
     def measure(self, ctx, section, recipe, tflite, split="test", latency=True):
         m = real(self, ctx, section, recipe, tflite, split, latency)
         m.metrics["mae"] = 0.1 if recipe["seed"] == 1 else 0.9
         return m
 
-    monkeypatch.setattr(toy.ToyTask, "measure", measure)
+    monkeypatch.setattr(type(toy), "measure", measure)
     ctx = Context(data_dir=tmp_path, log=lambda m: None)
     cons = constraints.load("toy", "a", root=TOY / "constraints")
     out = run.run_task(ctx, cons, "toy", seeds=2)
