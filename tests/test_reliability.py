@@ -246,15 +246,20 @@ def test_a_run_builds_every_versions_seeds_on_one_pool_and_the_versions_then_onl
     res = run_all.run_plan(ctx, versions, ["forecast"], overrides=OVERRIDES, out_dir=tmp_path / "out", seeds=2, jobs=2)
     assert pools == [2]  # 2 versions × 2 seeds on one pool; the versions built nothing
     assert (res["builds"], res["builds_cached"], res["builds_shared"]) == (4, 0, 0)
-    assert plan.build_all(ctx, plan.check(ctx, versions, ["forecast"], None, OVERRIDES), seeds=2, jobs=2)[0] == 0
+    page = tmp_path / "out" / "ml4iot-2022" / "version-a" / "report.md"
+    rep = json.loads(page.with_name("report.json").read_text())
+    # the versions read the pool's builds from the cache, and the record does not take them for an earlier command's
+    assert [s["build_source"] for s in rep["tasks"][0]["seeds"]] == ["pool", "pool"]
+    assert rep["tasks"][0]["build_sources"] == {"pool": 2}
+    assert "(2 build(s) made by this command's shared pool before the versions measured" in page.read_text()
+    assert plan.build_all(ctx, plan.check(ctx, versions, ["forecast"], None, OVERRIDES), seeds=2, jobs=2)[0] == []
     res = run_all.run_plan(ctx, versions, ["forecast"], overrides=OVERRIDES, out_dir=tmp_path / "out", seeds=2, jobs=2)
     assert (res["builds"], res["builds_cached"], pools) == (4, 4, [2])  # from the cache, nothing built
     rep = run.run_version(ctx, "ml4iot-2022", "a", tasks=["forecast"], out_dir=tmp_path / "out", overrides=OVERRIDES,
                           seeds=2, jobs=2)
-    assert [s["build_cached"] for s in rep["tasks"][0]["seeds"]] == [True, True]
-    # the page does not claim an earlier command made them: a cold run's pool fills the cache its versions read
-    page = (tmp_path / "out" / "ml4iot-2022" / "version-a" / "report.md").read_text()
-    assert "(builds read from the build cache, made earlier by this command's shared pool or by an earlier command" in page
+    assert [(s["build_cached"], s["build_source"]) for s in rep["tasks"][0]["seeds"]] == [(True, "cache")] * 2
+    assert "(2 build(s) read from the build cache an earlier command left)" in page.read_text()
+    assert "shared pool" not in page.read_text()
 
 
 def test_the_commit_is_read_before_the_command_starts_and_then_kept(monkeypatch):
@@ -380,6 +385,24 @@ def _version_record(suite="toy", version="a"):
             "constraints": {"path": "constraints/toy/version-a.toml", "status": "official", "academic_year": "test",
                             "kilobyte_bytes": 1000},
             "tasks": [task]}
+
+
+def test_a_page_says_where_its_builds_came_from_and_keeps_the_old_wording_for_older_records():
+    from harness.pipeline import report
+
+    def stage_line(**task_fields):
+        rec = _version_record()
+        rec["tasks"][0].update(task_fields)
+        return next(line for line in report.version_markdown(rec).splitlines() if line.startswith("- Stage times"))
+
+    assert stage_line(build_cached=False, build_sources={"built": 2}) == "- Stage times: train 1.0 s."
+    assert "(1 build(s) made by this command's shared pool before the versions measured" in stage_line(
+        build_cached=True, build_sources={"pool": 1})
+    mixed = stage_line(build_cached=True, build_sources={"built": 1, "pool": 2, "cache": 3})
+    assert "2 build(s) made by this command's shared pool" in mixed and "3 build(s) read from the build cache an " \
+        "earlier command left" in mixed and "1 build" not in mixed
+    # a record from before `build_sources` knew only "from the cache": the page does not guess which command made them
+    assert "made earlier by this command's shared pool or by an earlier command" in stage_line(build_cached=True)
 
 
 BROKEN_REPORTS = {

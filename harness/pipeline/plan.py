@@ -71,8 +71,8 @@ def check(ctx: Context, plan: list[tuple[str, str]], only_tasks: list[str] | Non
     return planned
 
 
-def build_all(ctx: Context, planned: list[tuple], seeds: int, jobs: int) -> tuple[int, float]:
-    """Every build the checked plan needs that the cache lacks, `jobs` at a time on one pool; (built, seconds).
+def build_all(ctx: Context, planned: list[tuple], seeds: int, jobs: int) -> tuple[list[str], float]:
+    """Every build the checked plan needs that the cache lacks, `jobs` at a time on one pool; (keys built, seconds).
     The versions then find them in the cache (verified there) and only measure."""
     started = time.perf_counter()
     payloads, seen = [], set()
@@ -88,7 +88,7 @@ def build_all(ctx: Context, planned: list[tuple], seeds: int, jobs: int) -> tupl
             task.prepare(ctx, section, recipe)  # fill the on-disk caches once, before the workers read them
         payloads += missing
     if len(payloads) < 2 or jobs < 2:
-        return 0, 0.0  # nothing to gain: the versions build it themselves
+        return [], 0.0  # nothing to gain: the versions build it themselves
     ctx.log(f"building {len(payloads)} model(s) for the whole run, {jobs} at a time")
     builds.build_in_workers(ctx, payloads, jobs)
-    return len(payloads), time.perf_counter() - started
+    return [p["key"] for p in payloads], time.perf_counter() - started

@@ -177,8 +177,7 @@ def version_markdown(rep: dict) -> str:
                          + (f"; numpy's OpenBLAS kernels: {built['openblas_core']}" if built.get("openblas_core") else "")
                          + ".")
         lines.append("- Stage times: " + ", ".join(f"{k} {v:.1f} s" for k, v in task["seconds"].items())
-                     + (" (builds read from the build cache, made earlier by this command's shared pool or by an "
-                        "earlier command: the run record counts which)" if task["build_cached"] else "") + ".")
+                     + _build_sources_text(task) + ".")
         lines.append("")
     return "\n".join(lines)
 
@@ -256,6 +255,21 @@ def missed_section(missed: list[dict], n_seeds: int, split: str, show: int = 20)
             + (f" The {show} most missed are listed; the JSON has all." if len(missed) > show else "") + "\n\n"
             + tabulate(rows, headers=["Item", "Seeds missing it", "True → predicted"], tablefmt="github", disable_numparse=True))
     return f"Items the seeds get wrong ({split} split)", body
+
+
+_SOURCE_WORDS = {"pool": "made by this command's shared pool before the versions measured (its time is in the run "
+                        "record, not here)",
+                "cache": "read from the build cache an earlier command left"}
+
+
+def _build_sources_text(task: dict) -> str:
+    """Where the builds timed above came from; records written before `build_sources` only knew "from the cache"."""
+    sources = task.get("build_sources")
+    if sources is None:
+        return (" (builds read from the build cache, made earlier by this command's shared pool or by an "
+                "earlier command: the run record counts which)" if task["build_cached"] else "")
+    parts = [f"{n} build(s) {_SOURCE_WORDS[src]}" for src, n in sources.items() if src in _SOURCE_WORDS]
+    return f" ({'; '.join(parts)})" if parts else ""
 
 
 def _cpu_id_text(cpu_id: dict) -> str:

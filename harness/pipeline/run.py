@@ -150,10 +150,18 @@ def baseline_report(task, section: dict, baselines: dict, references: tuple[str,
     return out
 
 
+# Where a seed's build came from: made by this task's own step, by the command's shared pool, or by an earlier command.
+BUILT_HERE, BUILT_BY_POOL, FROM_CACHE = "built", "pool", "cache"
+
+
 def run_task(ctx: Context, cons, task_name: str, recipe_path: Path | None = None, overrides: list[str] | None = None,
              use_cache: bool = True, latency: bool = True,
-             artifact_dir: Path | None = None, seeds: int = 1, jobs: int = 1, split: str = "test") -> TaskOutcome:
+             artifact_dir: Path | None = None, seeds: int = 1, jobs: int = 1, split: str = "test",
+             pool_built: set[str] = frozenset()) -> TaskOutcome:
     """Build the recipe with `seeds` seeds and measure every artifact on `split`.
+
+    pool_built: the build keys this command's shared pool made before the versions measured (run_all), so that the
+    record tells them apart from builds an earlier command left in the cache.
 
     split="test" reports (and ships the recipe seed's artifact); split="val" (a search trial) or "held-out" (a
     cross-validation fold) is for selection and never opens the test split."""
@@ -175,7 +183,9 @@ def run_task(ctx: Context, cons, task_name: str, recipe_path: Path | None = None
         blob = package.pack(build.tflite, fmt)
         m, record = measure_artifact(ctx, task, section, with_seed(recipe, seed), blob, fmt, split, latency,
                                      counted_bytes=task.counted_size(section, build.info, fmt))
+        source = BUILT_BY_POOL if cached and key in pool_built else FROM_CACHE if cached else BUILT_HERE
         record.update({"seed": seed, "shipped": seed == recipe["seed"], "build_key": key, "build_cached": cached,
+                       "build_source": source,
                        "built_on": build.info.get("built_on"), "selected_epoch": build.info.get("selected_epoch")})
         per_seed.append(record)
         if shipped_m is None:
@@ -229,6 +239,8 @@ def run_task(ctx: Context, cons, task_name: str, recipe_path: Path | None = None
         "recipe_summary": recipe_summary(recipe),
         "build": shipped_build.info,
         "build_cached": builds[0][1],
+        "build_sources": {src: n for src in (BUILT_HERE, BUILT_BY_POOL, FROM_CACHE)
+                          if (n := sum(r["build_source"] == src for r in per_seed))},
         "data": data_fp,
         "data_note": task.data_note(data_fp),
         "seconds": {k: round(v, 2) for k, v in seconds.items()},
@@ -255,7 +267,7 @@ def _previous(final: Path) -> dict | None:
 def run_version(ctx: Context, suite: str, version: str, tasks: list[str] | None = None,
                 recipe_paths: dict[str, Path] | None = None, overrides: list[str] | None = None,
                 out_dir: Path = RESULTS_DIR, use_cache: bool = True, seeds: int = 1, jobs: int = 1,
-                constraints_dir: Path | None = None) -> dict:
+                constraints_dir: Path | None = None, pool_built: set[str] = frozenset()) -> dict:
     cons = constraints.load(suite, version, root=constraints_dir or constraints.CONSTRAINTS_DIR)
     wanted = [t for t in cons.tasks if not tasks or t in tasks]
     if not wanted:
@@ -265,7 +277,8 @@ def run_version(ctx: Context, suite: str, version: str, tasks: list[str] | None 
     final = Path(out_dir) / suite / f"version-{version}"
     outcomes, files = {}, {}
     for name in wanted:
-        out = run_task(ctx, cons, name, (recipe_paths or {}).get(name), overrides, use_cache, seeds=seeds, jobs=jobs)
+        out = run_task(ctx, cons, name, (recipe_paths or {}).get(name), overrides, use_cache, seeds=seeds, jobs=jobs,
+                       pool_built=pool_built)
         outcomes[name] = out.report
         files.update({f"{name}/{k}": v for k, v in out.files.items()})
     # Everything was measured: now write the whole set beside the old one, and swap.

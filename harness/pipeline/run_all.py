@@ -19,15 +19,18 @@ def run_plan(ctx: Context, versions: list[tuple[str, str]], tasks: list[str] | N
     cached_before = builds.cached_keys()  # a build another version of this run made is not "from the cache"
     planned = plan.check(ctx, versions, tasks, recipe_paths, overrides)
     totals: dict[str, float] = {}
+    pool_built: set[str] = set()
     if use_cache:  # every missing build first, on one pool; the versions then measure
         built, seconds = plan.build_all(ctx, planned, seeds, jobs)
+        pool_built.update(built)
         if built:
-            ctx.log(f"   {built} build(s) for the whole run: {seconds:.1f} s")
+            ctx.log(f"   {len(built)} build(s) for the whole run: {seconds:.1f} s")
             totals["build (train + convert)"] = seconds
     failed, used = [], []
     for suite, v in versions:
         rep = run.run_version(ctx, suite, v, tasks=tasks, recipe_paths=recipe_paths, overrides=overrides,
-                              out_dir=out_dir, use_cache=use_cache, seeds=seeds, jobs=jobs)
+                              out_dir=out_dir, use_cache=use_cache, seeds=seeds, jobs=jobs,
+                              pool_built=pool_built)
         if not rep["passed"]:
             failed.append(f"{suite}/{v}")
         for t in rep["tasks"]:
