@@ -277,3 +277,45 @@ def test_a_baseline_line_says_which_limits_do_not_discriminate():
     assert line([True, True]).endswith("the trivial predictor passes every one it can be checked against.")
     assert line([True, False]).endswith(" — the limit on MAE T does not discriminate on this data.")
     assert line([False, False]).endswith(" — fails, so the limits discriminate.")
+
+
+def test_the_worst_limit_ratio_reads_each_limit_the_right_way_up_and_leaves_size_out():
+    """The search's first objective: the metric that is closest to (or furthest past) its limit, whichever the
+    direction of the limit; size is an objective of its own, not one of the ratios."""
+    from harness.core.task import TaskBase
+
+    class Three(TaskBase):
+        limits = LIMITS + [Limit("max_size_bytes", "size_bytes", "Size", "B")]
+
+    section = {"max_err": 1.0, "min_acc": 90.0, "latency": {"max_ms": 5.0}, "max_size_bytes": 1000}
+    metrics = {"err": 0.5, "acc": 95.0, "lat": 4.0, "size_bytes": 100_000.0}
+    worst, size = Three().objective_values(section, metrics)
+    assert worst == pytest.approx(90.0 / 95.0) and size == 100_000.0  # accuracy 95 % against a 90 % floor is the closest
+    worst, _ = Three().objective_values(section, {**metrics, "acc": 45.0})
+    assert worst == pytest.approx(2.0)  # half the accuracy asked for: twice past its limit
+
+
+def test_size_floor_of_int4_and_of_a_nearly_all_pruned_model():
+    task = get("forecast")
+    path = recipes.default_path(task, "ml4iot-2022", "a")
+    r = recipes.load(path, task, ['quantize.mode="int4"', 'package.format="tflite"'])
+    assert size_floor(1000, r) == 500  # two weights a byte
+    r = recipes.load(path, task, ['quantize.mode="none"', 'package.format="zlib"', "prune.final_sparsity=0.99"])
+    assert size_floor(1000, r) == int(1000 * 4 * 0.05 * 0.5)  # never below 5 % of the weights kept
+
+
+def test_the_recipe_line_of_a_table_says_pruning_quantization_seed_and_members():
+    task = get("forecast")
+    path = recipes.default_path(task, "ml4iot-2022", "a")
+    plain = run.recipe_summary(recipes.load(path, task))
+    assert ", no pruning, PTQ none, " in plain and plain.endswith(", seed 1, package zlib")
+    tuned = run.recipe_summary(recipes.load(path, task, ["prune.final_sparsity=0.6", "prune.initial_sparsity=0.2",
+                                                         'quantize.mode="int8"', "quantize.qat_epochs=3", "seed=7"]))
+    assert ", pruning 0.20→0.60, PTQ int8 + QAT 3 ep, " in tuned and tuned.endswith(", seed 7, package zlib")
+    started_pruned = run.recipe_summary(recipes.load(path, task, ["prune.final_sparsity=0.6"]))
+    assert ", pruning 0.00→0.60, " in started_pruned  # pruning from dense is pruning
+    kws = get("kws")
+    kws_path = recipes.default_path(kws, "ml4iot-2025", "a")
+    pair = run.recipe_summary(recipes.load(kws_path, kws, ["ensemble.members=2"]))
+    assert pair.startswith("2 × ds_cnn_s(") and ") averaged, pruning " in pair
+    assert not run.recipe_summary(recipes.load(kws_path, kws, ["ensemble.members=1"])).startswith("1 ×")

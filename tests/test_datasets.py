@@ -1,7 +1,11 @@
 """harness.datasets: folder resolution, cache folder, hashing and verified downloads (local HTTP server)."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import http.server
+import socket
+import threading
 
 import pytest
 
@@ -91,3 +95,88 @@ def test_ensure_download_reuses_verified_file(archive, tmp_path):
     dest.write_bytes(payload)
     # The URL is unreachable: success proves no network access was attempted.
     assert ensure_download(closed_port_url("small.zip"), dest, digest, "small") == dest
+    assert ensure_download(closed_port_url("small.zip"), dest, digest.upper(), "small") == dest  # hex in either case
+
+
+def test_an_upper_case_expected_hash_is_accepted(archive, tmp_path):
+    served, payload, digest = archive
+    dest = tmp_path / "small.zip"
+    with serve(served) as base:
+        assert download(f"{base}/small.zip", dest, digest.upper(), "small") == dest
+    assert dest.read_bytes() == payload
+
+
+def test_ensure_download_replaces_a_corrupt_file(archive, tmp_path):
+    served, payload, digest = archive
+    dest = tmp_path / "small.zip"
+    dest.write_bytes(payload[:-1] + b"!")  # a half-written or altered copy from an earlier run
+    with serve(served) as base:
+        assert ensure_download(f"{base}/small.zip", dest, digest.upper(), "small") == dest
+    assert dest.read_bytes() == payload
+
+
+@contextlib.contextmanager
+def _truncating_server(announced: int, sent: bytes):
+    """Announces `announced` bytes, sends `sent` and closes: a connection dropped mid-download."""
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", str(announced))
+            self.end_headers()
+            self.wfile.write(sent)
+            self.wfile.flush()
+            self.close_connection = True
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_download_cut_short_without_a_hash_is_refused_and_discarded(tmp_path):
+    dest = tmp_path / "out" / "small.zip"
+    with _truncating_server(1000, b"x" * 400) as base, pytest.raises(HarnessError) as err:
+        download(f"{base}/small.zip", dest, None, "small", offline_hint="hint")
+    assert str(err.value) == f"cannot download {base}/small.zip (connection closed after 400 of 1000 bytes); hint"
+    assert list(dest.parent.iterdir()) == []
+
+
+def test_a_silent_server_times_out_with_a_plain_reason(tmp_path):
+    with socket.socket() as listener:  # accepts connections (the kernel's backlog) but never answers
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/small.zip"
+        with pytest.raises(HarnessError) as err:
+            download(url, tmp_path / "out" / "small.zip", None, "small", offline_hint="hint", timeout_s=0.3)
+    assert str(err.value) == f"cannot download {url} (timed out); hint"
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_an_empty_data_dir_option_falls_back_to_the_environment(monkeypatch, tmp_path):
+    (tmp_path / "env").mkdir()
+    monkeypatch.setenv(datasets.DATA_DIR_ENV, str(tmp_path / "env"))
+    assert resolve_data_dir("") == tmp_path / "env"
+
+
+def test_a_file_is_not_a_data_folder(monkeypatch, tmp_path):
+    f = tmp_path / "data.zip"
+    f.write_bytes(b"PK")
+    with pytest.raises(HarnessError, match=r"--data-dir .*data.zip: no such folder"):
+        resolve_data_dir(str(f))
+    monkeypatch.setenv(datasets.DATA_DIR_ENV, str(f))
+    with pytest.raises(HarnessError, match=r"ML4IOT_DATA_DIR=.*data.zip: no such folder"):
+        resolve_data_dir()
+
+
+def test_an_uncreatable_cache_folder_names_the_variable(monkeypatch, tmp_path):
+    (tmp_path / "file").write_text("x")
+    monkeypatch.setenv(datasets.CACHE_DIR_ENV, str(tmp_path / "file" / "cache"))
+    with pytest.raises(HarnessError, match=r"cannot create cache folder .*file/cache .*; set ML4IOT_CACHE_DIR$"):
+        cache_dir()

@@ -55,3 +55,42 @@ def test_bad_member_counts_are_refused_naming_the_key(value, message):
 
     with pytest.raises(HarnessError, match=message):
         recipes.load(ROOT / "tasks/kws/recipes/ml4iot-2025-a.toml", get("kws"), [f"ensemble.members={value}"])
+
+
+def test_train_seeds_each_member_and_sums_what_the_file_holds():
+    """ensemble.train with a stand-in trainer (no training): member j trains from its own seed, in a session seeded
+    with it; the file's build info sums params and train time and keeps per-member details per member."""
+    calls = []
+
+    def train_one(member_recipe, label):
+        calls.append((member_recipe["seed"], label, float(np.random.random())))
+        return _member(0), {"params": 10, "train_seconds": 1.25, "selected_epoch": 3 + len(calls), "loss": "x"}
+
+    recipe = {"seed": 7, "ensemble": {"members": 3}, "model": {"name": "m"}}
+    seed_everything(7)  # what the build does before training member 0
+    _, info = ensemble.train(recipe, train_one, name="trio")
+
+    def draw(seed):
+        seed_everything(seed)
+        return float(np.random.random())
+
+    assert [c[0] for c in calls] == [7, 1007, 2007]
+    assert [c[1] for c in calls] == [" (ensemble member 1, seed 7)", " (ensemble member 2, seed 1007)",
+                                     " (ensemble member 3, seed 2007)"]
+    assert [c[2] for c in calls] == [draw(7), draw(1007), draw(2007)]  # each member's session seeded with its seed
+    assert info["params"] == 30 and info["train_seconds"] == 3.75 and info["loss"] == "x"
+    assert "selected_epoch" not in info and "seed" not in info
+    assert [(m["seed"], m["selected_epoch"]) for m in info["members"]] == [(7, 4), (1007, 5), (2007, 6)]
+
+
+def test_train_with_one_member_is_the_plain_build():
+    seen = []
+
+    def train_one(member_recipe, label):
+        seen.append((member_recipe, label))
+        return "model", {"params": 10, "train_seconds": 1.0, "selected_epoch": 2}
+
+    recipe = {"seed": 7, "ensemble": {"members": 1}}
+    model, info = ensemble.train(recipe, train_one, name="one")
+    assert model == "model" and seen == [(recipe, "")]  # no member label in the log for a plain build
+    assert info == {"params": 10, "train_seconds": 1.0, "selected_epoch": 2, "seed": 7}

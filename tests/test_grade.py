@@ -103,3 +103,50 @@ def test_per_limit_grading_ranks_by_limits_met_before_the_objectives():
         assert grade.rank_rule(task, section, "per-limit").startswith("points (one per limit met")
     finally:
         tasks._REGISTRY.pop("toy", None)
+
+
+def test_discover_reads_the_version_in_either_case_skips_hidden_files_and_refuses_a_task_the_version_lacks(tmp_path):
+    subs = tmp_path / "subs"
+    _team(subs, "G2", "Group2_kws_B.tflite.zlib", b"x")  # the version letter in upper case
+    (subs / "G2" / "._Group2_kws_B.tflite.zlib").write_bytes(b"macOS metadata")  # a hidden copy is not a submission
+    _team(subs, "G3", "Group3_th_c.tflite", b"x")  # version c has no forecaster
+    found = grade.discover(subs, "ml4iot-2022", ["a", "b", "c"], grade.constraints.CONSTRAINTS_DIR)
+    assert [(s.team, s.path.name) for s in found] == [("G2", "Group2_kws_B.tflite.zlib"), ("G3", "Group3_th_c.tflite")]
+    assert (found[0].task, found[0].version) == ("kws", "b")  # its only problem: the args file it did not send
+    assert "no preprocessing arguments for Group2_kws_B.tflite.zlib" in found[0].problem
+    assert found[1].problem == "ml4iot-2022 version c has no forecast task"
+
+
+def _rep(mae: float, size: int, assumptions=()) -> dict:
+    checks = [{"metric": "mae", "measured": mae, "measured_text": f"{mae:.4f}", "passed": mae <= 0.5},
+              {"metric": "size_bytes", "measured": size, "measured_text": f"{size:,}", "passed": size <= 5000}]
+    return {"passed": all(c["passed"] for c in checks), "checks": checks, "assumptions": list(assumptions)}
+
+
+def test_a_leaderboard_ranks_measured_files_marks_misses_and_keeps_paths_inside_the_graded_folder(toy, tmp_path):
+    root = tmp_path / "subs"
+    subs = [grade.Submission("A", root / "A" / "a.tflite"), grade.Submission("B", root / "B" / "b.tflite"),
+            grade.Submission("C", root / "C" / "c.tflite")]
+    results = [{"ok": True, "rep": _rep(0.2, 900, [f"inputs as {root / 'A' / 'args.json'} defines them"]), "seconds": 1.0},
+               {"ok": True, "rep": _rep(0.7, 900), "seconds": 1.0},
+               {"ok": False, "reason": f"{root.resolve() / 'C' / 'c.tflite'}: cannot unpack | bad", "seconds": 0.1}]
+    board = grade.leaderboard("toy", "a", "toy", subs, results, TOY / "constraints", root)
+    rows = {r["team"]: r for r in board["rows"]}
+    assert [r["team"] for r in board["rows"]] == ["A", "B", "C"]
+    assert (rows["A"]["rank"], rows["B"]["rank"], rows["C"]["rank"]) == (1, 2, None)  # an unmeasured file has no rank
+    assert rows["C"]["reason"] == "subs/C/c.tflite: cannot unpack | bad"  # no grader's absolute path
+    assert rows["A"]["rep"]["assumptions"] == ["inputs as subs/A/args.json defines them"]
+    md = grade.board_markdown(board, "subs")
+    lines = {line.split("|")[2].strip(): line for line in md.splitlines() if line.startswith("| ") and "Team" not in line}
+    assert [c.strip() for c in lines["A"].split("|")[1:3]] == ["1", "A"] and " ✗" not in lines["A"]
+    assert "0.7000 ✗" in lines["B"] and "900 ✗" not in lines["B"]  # the missed limit, and only it, is marked
+    assert lines["C"].strip().endswith("| FAIL: subs/C/c.tflite: cannot unpack \\| bad |")  # the '|' does not split the cell
+    assert [c.strip() for c in lines["C"].split("|")[1:3]] == ["—", "C"]
+    assert len(lines["C"].split("|")) == len(lines["A"].split("|")) + 1  # one escaped '|', no extra cell
+    assert "- A (`a.tflite`): inputs as subs/A/args.json defines them." in md
+    assert "- Submissions: `subs` (3 file(s)); constraints " in md
+    # an edition graded per limit counts the limits that apply (a reported-only row is no point to miss)
+    rows["B"]["rep"]["checks"].append({"metric": "latency_ms", "measured": 1.0, "measured_text": "1.0", "passed": None})
+    assert grade._cells(dict(board, grading="per-limit"), rows["B"])[-1] == "FAIL (1/2 points)"
+    assert grade._cells(dict(board, grading="per-limit"), rows["A"])[-1] == "PASS (2/2 points)"
+    assert grade._cells(board, rows["A"])[-1] == "PASS"

@@ -71,3 +71,47 @@ def test_numpy_runs_the_openblas_kernels_the_harness_pins():
     if not pinned or core is None:
         pytest.skip("no OpenBLAS pin on this host, or numpy's OpenBLAS does not report its kernels")
     assert core.lower() == pinned.lower()
+
+
+def test_cache_sizes_not_in_kib_and_unreadable_entries_are_left_out(tmp_path):
+    (tmp_path / "cpuinfo").write_text(CPUINFO)
+    caches = tmp_path / "cache"
+    _cache(caches, 0, 1, "Data", "48K")
+    _cache(caches, 1, 2, "Unified", "2M")  # not the kernel's KiB form: not guessed at
+    (caches / "index2").mkdir()
+    (caches / "index2" / "level").write_text("3\n")
+    (caches / "index2" / "type").write_text("Unified\n")
+    (caches / "index2" / "size").mkdir()  # unreadable (not merely missing)
+    got = hostinfo.cpu_identity.__wrapped__(tmp_path / "cpuinfo", caches)
+    assert got["cache_kib"] == {"L1d": 48}
+
+
+def test_arm_cpus_list_their_features_under_another_key(monkeypatch):
+    monkeypatch.setattr(hostinfo, "_cpuinfo", lambda path=None: {"Features": "fp asimd evtstrm sve"})
+    assert hostinfo.cpu_flags.__wrapped__() == ["asimd", "sve"]
+    monkeypatch.setattr(hostinfo, "_cpuinfo", lambda path=None: {"flags": "fpu sse4_2 avx avx2 fma"})
+    assert hostinfo.cpu_flags.__wrapped__() == ["sse4_2", "avx", "avx2", "fma"]
+
+
+def test_a_process_of_another_user_counts_as_alive(monkeypatch):
+    """Signal 0 to another user's process is refused, but the process runs: its folders must be left alone."""
+    import os
+
+    def refused(pid, sig):
+        raise PermissionError(1, "Operation not permitted")
+
+    def gone(pid, sig):
+        raise ProcessLookupError(3, "No such process")
+
+    assert hostinfo.pid_alive(os.getpid())
+    monkeypatch.setattr(os, "kill", refused)  # pid_alive imports os itself
+    assert hostinfo.pid_alive(12345) is True
+    monkeypatch.setattr(os, "kill", gone)
+    assert hostinfo.pid_alive(12345) is False
+
+
+def test_the_host_line_names_cpu_machine_cores_and_system():
+    h = hostinfo.host()
+    assert hostinfo.host_line() == (f"{h['cpu']} ({h['machine']}, {h['cores']} cores, {h['system']}), "
+                                    f"Python {h['python']}, 1 interpreter thread")
+    assert h["cores"] >= 1 and h["system"].strip() and h["python"].count(".") == 2

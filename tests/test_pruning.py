@@ -61,3 +61,75 @@ def test_schedule_lands_on_a_pruning_step_with_a_given_frequency():
         for freq in (0, 3, 7, 100):
             begin, end, f = shrink.pruning_steps(total, {"begin": 0.2, "end": 0.8, "frequency": freq})
             assert (end - begin) % f == 0, (total, freq)
+
+
+class _Weights:
+    """A stand-in model for a callback: its one weight is the epoch that set it."""
+
+    def __init__(self):
+        self.w = -1
+
+    def get_weights(self):
+        return [np.array([self.w], np.float32)]
+
+
+@pytest.mark.parametrize("mode, values, first, epoch", [
+    ("min", [0.1, 0.5, 0.2, 0.3, 0.35], 2, 3),  # epoch 0's low loss came before pruning ended: not eligible
+    ("max", [99.0, 50.0, 70.0, 80.0, 60.0], 1, 4),  # accuracy: the highest after the first eligible epoch
+])
+def test_best_val_keeps_the_best_eligible_epoch_counted_from_one(mode, values, first, epoch):
+    from harness.toolkit import train
+
+    keep = train._KeepBest("val_metric", mode, first)
+    cb = keep.callback()
+    cb.model = model = _Weights()
+    for e, v in enumerate(values):
+        model.w = e
+        cb.on_epoch_end(e, {"val_metric": v})
+    assert keep.epoch == epoch and keep.best == values[epoch - 1] and keep.weights[0][0] == epoch - 1
+
+
+def test_augmented_batches_are_exactly_as_many_as_fit_draws_and_reproducible():
+    from harness.toolkit import train
+
+    x, y = np.arange(10.0), np.arange(10.0) * 2
+
+    def batches(seed):
+        return list(train._batches(x, y, 4, lambda xb, yb, rng, rows: (xb, yb), seed, total_batches=7))
+
+    got = batches(0)
+    assert [len(b[0]) for b in got] == [4, 4, 2, 4, 4, 2, 4]  # 3 per pass over 10 rows, cut at 7
+    assert all(np.array_equal(yb, xb * 2) for xb, yb in got)
+    assert sorted(np.concatenate([b[0] for b in got[:3]])) == list(x)  # each pass is a permutation
+    assert all(np.array_equal(a[0], b[0]) for a, b in zip(got, batches(0)))
+
+
+def test_weight_decay_uses_adamw_and_a_final_rate_decays_to_it():
+    from harness.toolkit import train
+
+    t = validate({"learning_rate": 0.01, "weight_decay": 0.001}, TRAIN_SCHEMA, "t")
+    assert type(train.optimizer(t, 100)).__name__ == "AdamW"
+    assert type(train.optimizer(validate({}, TRAIN_SCHEMA, "t"), 100)).__name__ == "Adam"
+    lr = train.learning_rate(validate({"learning_rate": 0.01, "final_learning_rate": 0.001}, TRAIN_SCHEMA, "t"), 100)
+    assert float(lr(0)) == pytest.approx(0.01) and float(lr(100)) == pytest.approx(0.001)
+
+
+def test_best_val_never_picks_an_epoch_before_pruning_has_finished():
+    """Validation loss that only gets worse with training: best-val would pick epoch 1, but the weights of an epoch
+    before the pruning schedule ends are not yet at their sparsity, so the first eligible epoch is chosen."""
+    from harness.toolkit.tfsetup import keras
+
+    k = keras()
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 4)).astype(np.float32)
+    w = np.array([[1.0], [-2.0], [0.5], [3.0]], np.float32)
+    recipe = {
+        "seed": 1,
+        "train": validate({"epochs": 6, "batch_size": 8, "select": "best-val", "learning_rate": 0.05}, TRAIN_SCHEMA, "t"),
+        "prune": validate({"final_sparsity": 0.5, "begin": 0.2, "end": 0.6}, PRUNE_SCHEMA, "t"),
+        "quantize": validate({}, QUANT_SCHEMA, "t"),
+    }
+    model = k.Sequential([k.Input((4,)), k.layers.Dense(1)])
+    _, info = fit(model, (x, x @ w, x, -(x @ w)), recipe, loss="mse", metrics=None, log=lambda m: None)
+    first_eligible = -(-(info["pruning_schedule"]["end_step"] + 1) // info["steps_per_epoch"])
+    assert first_eligible > 1 and info["selected_epoch"] >= first_eligible

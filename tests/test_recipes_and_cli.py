@@ -241,3 +241,150 @@ def test_without_its_data_a_recipe_is_not_checked_against_the_data(tmp_path, mon
         plan.check(Context(data_dir=tmp_path, log=lambda m: None), [("toy", "a")], ["toy"],
                    constraints_dir=Path(__file__).parent / "toy_task" / "constraints")
     assert str(e.value) == "toy data: not found in the data folder" and checked == []
+
+
+def test_seed_reports_put_our_figures_beside_the_claims_and_only_keeps_the_other_rows(tmp_path, monkeypatch):
+    """reproduce() with a stand-in for the run (nothing trains): the claimed and measured texts, the verdict, a
+    missing recipe, and --only updating its own rows while keeping the others of the earlier table."""
+    import json
+    from types import SimpleNamespace
+
+    from harness.core.task import Context
+    from harness.pipeline import run
+    from harness.pipeline import seed_reports as seeds
+
+    recipe = "tasks/forecast/recipes/ml4iot-2022-a.toml"
+    entries = [
+        {"id": "s1", "report": "first", "suite": "ml4iot-2022", "version": "a", "task": "forecast", "recipe": recipe,
+         "claimed": {"mae_t_degc": 0.25, "size_bytes": 1350, "mae_rh_pct": 0.5}, "note": "their data"},
+        {"id": "s2", "report": "second", "suite": "ml4iot-2022", "version": "a", "task": "forecast", "recipe": recipe,
+         "claimed": {"mae_rh_pct": 1.5}, "note": ""},
+        {"id": "s3", "report": "third", "suite": "ml4iot-2022", "version": "a", "task": "forecast",
+         "recipe": "tasks/forecast/recipes/seeds/not-written-yet.toml", "claimed": {}, "note": ""},
+    ]
+    ran = []
+    outcomes = {"s1": (True, {"mae_t_degc": 0.31234, "size_bytes": 1500.0, "mae_rh_pct": 0.0}), "s2": (False, {"mae_t_degc": 0.9})}
+
+    def fake_run_task(ctx, cons, task, recipe_path, artifact_dir):
+        sid = artifact_dir.name
+        ran.append(sid)
+        passed, metrics = outcomes[sid]
+        return SimpleNamespace(passed=passed, report={"metrics": metrics, "artifact": {"file": "m"}, "recipe_summary": "r",
+                                                      "data": {}, "commit": "c0ffee"})
+
+    monkeypatch.setattr(seeds, "load", lambda: entries)
+    monkeypatch.setattr(run, "run_task", fake_run_task)
+    ctx = Context(data_dir=tmp_path, log=lambda m: None)
+    page = seeds.reproduce(ctx, out_dir=tmp_path)
+    assert ran == ["s1", "s2"]
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[1:-1]]
+            for line in page.read_text().splitlines() if line.startswith("| s")}
+    assert rows["s1"] == ["s1", "first", "MAE(T) 0.2500 °C; Size of the submitted file 1,350 B; MAE(RH) 0.5000 %RH",
+                          "MAE(T) 0.3123 °C; Size of the submitted file 1,500 B; MAE(RH) 0.0000 %RH",
+                          "PASS (ml4iot-2022 a)", "their data"]  # a zero is a measurement
+    assert rows["s2"][2:5] == ["MAE(RH) 1.5000 %RH", "MAE(RH) not measured", "FAIL (ml4iot-2022 a)"]
+    assert rows["s3"][2:5] == ["—", "—", "recipe missing"]
+    outcomes["s2"] = (True, {"mae_rh_pct": 1.25})
+    seeds.reproduce(ctx, only=["s2"], out_dir=tmp_path)
+    assert ran == ["s1", "s2", "s2"]  # only the row asked for ran again
+    text = page.read_text()
+    assert "MAE(T) 0.3123 °C" in text and "MAE(RH) 1.2500 %RH" in text and "FAIL (ml4iot-2022 a)" not in text
+    assert [r["seed"]["id"] for r in json.loads((tmp_path / "seed_reports.json").read_text())] == ["s1", "s2"]
+    seeds.reproduce(ctx, only=["s2"], out_dir=tmp_path)  # and again: s1's row is still kept
+    assert "MAE(T) 0.3123 °C" in page.read_text()
+
+
+def test_strict_turns_a_failing_verdict_into_exit_1_and_only_then(tmp_path, monkeypatch):
+    """run and check exit 0 whatever the verdict, unless --strict and the verdict is FAIL (stand-ins, nothing trains)."""
+    from harness import cli
+    from harness.pipeline import check_file, run, run_all
+
+    failed = []
+    monkeypatch.setenv("HARNESS_VERBOSE", "1")  # keep this process's stderr where pytest captures it
+    monkeypatch.setattr(run_all, "run_plan", lambda *a, **k: {"seconds": {}, "builds": 1, "builds_cached": 0,
+                                                               "builds_shared": 0, "failed": list(failed)})
+    monkeypatch.setattr(run, "record_run", lambda out, record: out / "runs" / "r.json")
+    run_argv = ["run", "--suite", "ml4iot-2022", "--version", "a", "--task", "forecast", "--out", str(tmp_path)]
+    assert cli.main(run_argv) == 0 and cli.main(run_argv + ["--strict"]) == 0
+    failed.append("ml4iot-2022/a")
+    assert cli.main(run_argv) == 0 and cli.main(run_argv + ["--strict"]) == 1
+    verdict = {"passed": True}
+    monkeypatch.setattr(check_file, "check_file", lambda *a, **k: dict(verdict))
+    monkeypatch.setattr(check_file, "markdown", lambda rep: "table\n")
+    check_argv = ["check", str(tmp_path / "m.tflite"), "--version", "a", "--task", "forecast", "--out", str(tmp_path)]
+    assert cli.main(check_argv) == 0 and cli.main(check_argv + ["--strict"]) == 0
+    verdict["passed"] = False
+    assert cli.main(check_argv) == 0 and cli.main(check_argv + ["--strict"]) == 1
+
+
+@pytest.mark.parametrize("raised, code, line", [
+    (HarnessError("x.toml: bad key"), 2, "error: x.toml: bad key"),
+    (OSError(28, "No space left on device", "/results/a.json"), 2, "error: /results/a.json: No space left on device"),
+    (KeyboardInterrupt(), 130, "interrupted: finished files are kept, nothing half-written"),
+])
+def test_a_failing_command_exits_with_its_code_and_one_line(monkeypatch, capsys, raised, code, line):
+    from harness import cli
+
+    def fail(args):
+        raise raised
+
+    monkeypatch.setenv("HARNESS_VERBOSE", "1")  # keep this process's stderr where pytest captures it
+    monkeypatch.setattr(cli, "cmd_list", fail)
+    assert cli.main(["list"]) == code
+    assert capsys.readouterr().err.splitlines() == [line]
+
+
+def test_a_recipe_option_without_a_task_and_a_version_with_several_tasks_are_named():
+    from harness import cli
+
+    with pytest.raises(HarnessError, match=r"^--recipe 'my.toml': expected TASK=FILE, e.g. mytask=my.toml$"):
+        cli._recipe_map(["my.toml"])
+    assert cli._recipe_map([" kws = a=b.toml"]) == {"kws": Path(" a=b.toml")}  # the file name is kept whole
+    with pytest.raises(HarnessError, match=r"^ml4iot-2022 version a has several tasks \(forecast, kws\): pass --task$"):
+        cli._only_task("ml4iot-2022", "a", None)
+    assert cli._only_task("ml4iot-2023", "a", None) == "kws" and cli._only_task("ml4iot-2022", "a", "kws") == "kws"
+
+
+def test_recipe_consistency_checks_name_the_key_and_the_overrides():
+    forecast = get("forecast")
+    path = recipes.default_path(forecast, "ml4iot-2022", "a")
+    with pytest.raises(HarnessError, match=r"key 'task' is 'kws', but this run needs a 'forecast' recipe$"):
+        recipes.load(path, forecast, ['task="kws"'])  # a recipe of another task is refused, not run as this one
+    with pytest.raises(HarnessError, match=r"^\S+ml4iot-2022-a.toml \(with --set prune.final_sparsity=0.3 "
+                                           r"prune.initial_sparsity=0.5\): key 'prune.initial_sparsity' must be <= "
+                                           r"prune.final_sparsity$"):
+        recipes.load(path, forecast, ["prune.final_sparsity=0.3", "prune.initial_sparsity=0.5"])
+    with pytest.raises(HarnessError, match=r"key 'prune.end' must be > prune.begin$"):
+        recipes.load(path, forecast, ["prune.final_sparsity=0.3", "prune.begin=0.5", "prune.end=0.5"])
+    ok = recipes.load(path, forecast, ["prune.final_sparsity=0.3", "prune.initial_sparsity=0.3", "prune.begin=0.4",
+                                       "prune.end=0.5"])
+    assert ok["prune"]["final_sparsity"] == 0.3
+
+
+def test_a_recipe_written_back_as_toml_loads_as_the_same_recipe(tmp_path):
+    """Search winners are written with Recipe.to_toml: every shipped recipe must survive the round trip."""
+    n = 0
+    for task in (get("forecast"), get("kws")):
+        for path in sorted(task.recipes_dir.glob("*.toml")):
+            r = recipes.load(path, task)
+            copy = tmp_path / f"{task.name}-{path.name}"
+            copy.write_text(r.to_toml())
+            assert recipes.load(copy, task).data == r.data, path
+            n += 1
+    assert n >= 13
+
+
+def test_model_keys_are_checked_against_the_builder_before_anything_is_built():
+    from harness.toolkit.registry import units
+
+    task, kws = get("forecast"), get("kws")
+    path, kws_path = recipes.default_path(task, "ml4iot-2022", "a"), recipes.default_path(kws, "ml4iot-2025", "a")
+    with pytest.raises(HarnessError, match=r"key 'model.name' is 'nope'; known forecasting models: .*delta_hinge"):
+        recipes.load(path, task, ['model.name="nope"'])
+    with pytest.raises(HarnessError, match=r"unknown key 'model.hiddn' for model 'delta_hinge' \(known: .*hidden"):
+        recipes.load(path, task, ["model.hiddn=3"])
+    assert recipes.load(kws_path, kws, ["model.width=2"])["model"]["width"] == 2  # a whole number is a float key's value
+    for bad in ("0", "0.0", "4.5"):
+        with pytest.raises(HarnessError, match=r"key 'model.width' must be in \(0, 4\]"):
+            recipes.load(kws_path, kws, [f"model.width={bad}"])
+    assert units(64, 0.25) == 16 and units(8, 0.01) == 1  # a narrow model keeps at least one unit per layer

@@ -171,3 +171,82 @@ def test_a_trial_whose_parameters_alone_reach_the_size_limit_is_rejected_untrain
     assert trial.state == optuna.trial.TrialState.PRUNED
     assert trial.user_attrs["rejected"] == "parameters alone need >= 5,000 B, limit 5,000 B"
     assert "seconds" in trial.user_attrs and "metrics" not in trial.user_attrs
+
+
+def _exact_model_file(path: Path, fmt: str) -> Path:
+    """A file holding the toy's true weights (y = x·w): it passes the MAE limit without training."""
+    import numpy as np
+
+    from harness.toolkit import convert, package
+    from harness.toolkit.tfsetup import keras
+    from tests.toy_task.task import WEIGHTS
+
+    k = keras()
+    m = k.Sequential([k.Input((4,)), k.layers.Dense(1)])
+    m.layers[-1].set_weights([WEIGHTS[:, None], np.zeros(1, np.float32)])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(package.pack(convert.to_tflite(m, "none"), fmt))
+    return path
+
+
+def test_check_passes_an_accepted_format_and_fails_one_the_constraints_do_not_take(tmp_path, toy):
+    from harness.pipeline import check_file
+
+    ctx = Context(data_dir=tmp_path, log=lambda m: None)
+    good = _exact_model_file(tmp_path / "mine.tflite.zlib", "zlib")
+    rep = check_file.check_file(ctx, good, "toy", "a", None, out=tmp_path / "out", constraints_dir=TOY / "constraints")
+    assert rep["task"] == "toy" and rep["passed"] and all(c["passed"] for c in rep["checks"])  # the only task
+    assert rep["bytes"] == good.stat().st_size and rep["format"] == "zlib"
+    assumed = rep["assumptions"]
+    page = (tmp_path / "out" / "toy" / "check-a-mine" / "report.md").read_text()
+    assert page.startswith(f"# Check of `{good}` against toy version a — PASS\n")
+    assert f"- File: {good.stat().st_size:,} B as zlib, sha256 `{rep['sha256']}`" in page
+    zipped = _exact_model_file(tmp_path / "mine.tflite.zip", "zip")
+    rep = check_file.check_file(ctx, zipped, "toy", "a", "toy", constraints_dir=TOY / "constraints")
+    assert all(c["passed"] for c in rep["checks"]) and not rep["passed"]  # the numbers pass, the format does not
+    *same, extra = rep["assumptions"]
+    assert same == assumed and extra.startswith("the zip format is not one ")
+    assert extra.endswith("version-a.toml accepts (tflite, zlib): its size row is shown for information")
+    text = check_file.markdown(rep)
+    assert " — FAIL\n" in text.splitlines(keepends=True)[0] and "- Assumed: the zip format is not one " in text
+
+
+def test_check_names_the_file_it_cannot_read_and_the_task_the_constraints_lack(tmp_path, toy):
+    from harness.core.errors import HarnessError
+    from harness.pipeline import check_file
+
+    ctx = Context(data_dir=tmp_path, log=lambda m: None)
+    with pytest.raises(HarnessError, match=r"missing.tflite: cannot read the model file \(No such file or directory\)$"):
+        check_file.check_file(ctx, tmp_path / "missing.tflite", "toy", "a", "toy", constraints_dir=TOY / "constraints")
+    with pytest.raises(HarnessError, match=r"version-a.toml has no \[forecast\] table$"):
+        check_file.check_file(ctx, tmp_path / "missing.tflite", "toy", "a", "forecast", constraints_dir=TOY / "constraints")
+    (tmp_path / "broken.tflite").write_bytes(b"not a flatbuffer at all")
+    with pytest.raises(HarnessError, match=r"broken.tflite: "):
+        check_file.check_file(ctx, tmp_path / "broken.tflite", "toy", "a", "toy", constraints_dir=TOY / "constraints")
+    assert not (tmp_path / "toy").exists()  # nothing written without --out
+    with pytest.raises(HarnessError, match=r"version-a.toml has several tasks \(forecast, kws\): pass --task$"):
+        check_file.check_file(ctx, tmp_path / "missing.tflite", "ml4iot-2022", "a")  # never one of them guessed
+
+
+def test_a_size_the_task_counts_replaces_the_file_size_in_the_check(tmp_path, toy):
+    """An edition that does not count part of the file (e.g. an in-graph front end) checks the counted bytes."""
+    from harness.core import recipes
+
+    blob = _exact_model_file(tmp_path / "m.tflite.zlib", "zlib").read_bytes()
+    section = dict(constraints.load_file(TOY / "constraints" / "toy" / "version-a.toml").task("toy"))
+    recipe = recipes.load(TOY / "recipes" / "toy-a.toml", toy)
+    ctx = Context(data_dir=tmp_path, log=lambda m: None)
+    _, whole = run.measure_artifact(ctx, toy, section, recipe, blob, "zlib", with_val=False)
+    assert whole["metrics"]["size_bytes"] == len(blob) and whole["passed"]
+    _, counted = run.measure_artifact(ctx, toy, section, recipe, blob, "zlib", with_val=False, counted_bytes=6000)
+    assert counted["metrics"]["size_bytes"] == 6000 and counted["bytes"] == len(blob) and not counted["passed"]
+
+
+def test_no_cache_builds_again_and_the_report_says_which_builds_were_reused(tmp_path, toy):
+    ctx = Context(data_dir=tmp_path, log=lambda m: None)
+    cons = constraints.load_file(TOY / "constraints" / "toy" / "version-a.toml")
+    first = run.run_task(ctx, cons, "toy", artifact_dir=tmp_path / "a", use_cache=False)  # other tests share the cache
+    again = run.run_task(ctx, cons, "toy", artifact_dir=tmp_path / "b")
+    fresh = run.run_task(ctx, cons, "toy", artifact_dir=tmp_path / "c", use_cache=False)
+    assert [o.report["build_cached"] for o in (first, again, fresh)] == [False, True, False]
+    assert first.report["artifact"]["sha256"] == again.report["artifact"]["sha256"] == fresh.report["artifact"]["sha256"]

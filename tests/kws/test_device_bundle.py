@@ -1,6 +1,7 @@
 """Device bundle and import-latency: the bundle's script runs with numpy and LiteRT only, measures the shipped
 file under the edition's protocol, and its JSON joins the version's tables only for the file it measured."""
 import json
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -120,3 +121,69 @@ def test_import_refuses_a_figure_of_another_file(version_run, tmp_path):
     with pytest.raises(HarnessError, match="not a device measurement JSON"):
         device.import_latency(path, version_run)
     assert rep["tasks"][0]["artifact"]["sha256"]
+
+
+def _copy_of(version_run, tmp_path) -> Path:
+    """A private copy of the module's results: these tests edit it."""
+    out = tmp_path / "results"
+    shutil.copytree(version_run, out)
+    return out
+
+
+def _figure(rep, path, **changes):
+    fake = {"suite": "tiny", "version": "a", "task": "kws", "artifact_sha256": rep["tasks"][0]["artifact"]["sha256"],
+            "metric": "latency_ms", "device": {"name": "rpi"}, "runtime": "tflite_runtime 2.14.0",
+            "latency": {"metric_ms": 0.001}}
+    path.write_text(json.dumps({**fake, **changes}))
+    return path
+
+
+def test_a_fast_device_figure_never_turns_a_failing_seed_into_a_pass(version_run, tmp_path):
+    out = _copy_of(version_run, tmp_path)
+    record = out / "tiny" / "version-a" / "report.json"
+    rep = json.loads(record.read_text())
+    task = rep["tasks"][0]
+    assert task["seeds"]
+    task["checks"] = [c for c in task["checks"] if not c.get("imported")]  # figures other tests imported
+    for s in task["seeds"]:
+        s["passed"] = True
+    task["seeds"][0]["passed"] = False  # a seed that missed a limit on the host
+    record.write_text(json.dumps(rep))
+    res = device.import_latency(_figure(rep, tmp_path / "fast.json"), out)
+    assert res["row"]["passed"] is True and res["passed"] is False
+    assert res["row"]["label"] == "Latency on rpi (imported, tflite_runtime 2.14.0)"
+    fig = json.loads((tmp_path / "fast.json").read_text())
+    del fig["runtime"]
+    (tmp_path / "fast.json").write_text(json.dumps(fig))
+    assert device.import_latency(tmp_path / "fast.json", out)["row"]["label"] == "Latency on rpi (imported, runtime unknown)"
+
+
+def test_a_device_figure_without_a_limit_is_reported_not_judged(version_run, tmp_path):
+    out = _copy_of(version_run, tmp_path)
+    record = out / "tiny" / "version-a" / "report.json"
+    rep = json.loads(record.read_text())
+    row = next(c for c in rep["tasks"][0]["checks"] if c["metric"] == "latency_ms")
+    row["limit"] = None  # an edition that states no latency limit
+    record.write_text(json.dumps(rep))
+    res = device.import_latency(_figure(rep, tmp_path / "slow.json", latency={"metric_ms": 5000.0}), out)
+    assert res["row"]["passed"] is None
+    assert json.loads(record.read_text())["tasks"][0]["passed"] == rep["tasks"][0]["passed"]
+
+
+def test_import_and_bundle_refuse_what_they_cannot_attach_in_one_line(version_run, tiny_data, tmp_path):
+    rep = json.loads((version_run / "tiny" / "version-a" / "report.json").read_text())
+    before = (version_run / "tiny" / "version-a" / "report.json").read_text()
+    with pytest.raises(HarnessError, match=r"nope.json: no such file$"):
+        device.import_latency(tmp_path / "nope.json", version_run)
+    with pytest.raises(HarnessError, match=r"report.json: no task 'forecast' \(has kws\)$"):
+        device.import_latency(_figure(rep, tmp_path / "f.json", task="forecast"), version_run)
+    with pytest.raises(HarnessError, match=r"e.json: tiny version a has no 'energy_mj' row to compare with$"):
+        device.import_latency(_figure(rep, tmp_path / "e.json", metric="energy_mj"), version_run)
+    assert (version_run / "tiny" / "version-a" / "report.json").read_text() == before
+    out = _copy_of(version_run, tmp_path)
+    shutil.rmtree(out / "tiny" / "bundles", ignore_errors=True)  # another test's bundle
+    art = out / "tiny" / "version-a" / rep["tasks"][0]["artifact"]["file"]
+    art.write_bytes(art.read_bytes() + b"\0")  # the file no longer the one the report measured
+    with pytest.raises(HarnessError, match=r"sha256 differs from its report's; rerun the version$"):
+        device.bundle(out, "tiny", "a", constraints_dir=tiny_data / "constraints")
+    assert not (out / "tiny" / "bundles").exists()
