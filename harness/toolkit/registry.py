@@ -45,8 +45,10 @@ class Registry:
             default = allowed[key].default
             if default is inspect.Parameter.empty or default is None:
                 continue
-            ok = isinstance(value, type(default)) or (
-                isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool))
+            if isinstance(value, bool) != isinstance(default, bool):  # True is an int to Python, not to a recipe
+                ok = False
+            else:
+                ok = isinstance(value, type(default)) or (isinstance(default, float) and isinstance(value, int))
             if not ok:
                 raise HarnessError(f"{where}: key 'model.{key}' must be {config.a_type(type(default))}, got {value!r}")
         if "width" in model and not (isinstance(model["width"], (int, float)) and 0 < float(model["width"]) <= 4):
