@@ -314,9 +314,14 @@ def main(argv: list[str] | None = None) -> int:
     from harness.toolkit import hostinfo
 
     hostinfo.commit()  # before any work: reports name the code that started, not HEAD at the end
-    from harness.toolkit.tfsetup import silence_native_stderr
+    from harness.toolkit.tfsetup import native_stderr_silenced
 
-    silence_native_stderr()
+    with native_stderr_silenced():
+        return _run_command(args)
+
+
+def _run_command(args) -> int:
+    """The command, with every foreseen failure as one line on stderr and its exit code."""
     try:
         return args.fn(args)
     except HarnessError as e:

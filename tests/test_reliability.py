@@ -427,7 +427,7 @@ def _results_with(tmp_path, broken: bytes) -> Path:
 def test_summarize_refuses_a_broken_report_in_one_line_naming_it(tmp_path, capsys, monkeypatch, broken):
     from harness import cli
 
-    monkeypatch.setattr("harness.toolkit.tfsetup.silence_native_stderr", lambda: None)  # keep stderr for capsys
+    monkeypatch.setenv("HARNESS_VERBOSE", "1")  # keep this process's stderr where capsys reads it
     out = _results_with(tmp_path, broken)
     assert cli.main(["summarize", "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -438,7 +438,7 @@ def test_summarize_refuses_a_broken_report_in_one_line_naming_it(tmp_path, capsy
 def test_summarize_names_every_broken_report_and_a_lone_broken_one_is_not_no_reports(tmp_path, capsys, monkeypatch):
     from harness import cli
 
-    monkeypatch.setattr("harness.toolkit.tfsetup.silence_native_stderr", lambda: None)
+    monkeypatch.setenv("HARNESS_VERBOSE", "1")
     out = tmp_path / "results"
     for v, raw in (("a", b"[]"), ("b", b"{")):
         (out / "toy" / f"version-{v}").mkdir(parents=True)

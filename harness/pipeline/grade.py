@@ -94,12 +94,17 @@ def discover(root: Path, suite: str, versions: list[str], constraints_dir: Path)
 def _serve(conn, payload: dict) -> None:
     """Worker process: check one submission per message until told to stop."""
     from harness.core.task import register
-    from harness.pipeline import check_file
-    from harness.toolkit.tfsetup import silence_native_stderr
+    from harness.toolkit.tfsetup import native_stderr_silenced
 
     for name, module in payload["tasks"].items():
         register(name, module)
-    silence_native_stderr()
+    with native_stderr_silenced():  # the worker's whole life
+        _serve_checks(conn, payload)
+
+
+def _serve_checks(conn, payload: dict) -> None:
+    from harness.pipeline import check_file
+
     _import_what_a_check_loads(payload["tasks"])
     ctx = Context(data_dir=Path(payload["data_dir"]), log=lambda m: None, options=payload["options"])
     conn.send("ready")  # imports done: from here on the timeout measures one submission only

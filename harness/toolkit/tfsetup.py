@@ -39,20 +39,36 @@ def quiet_stderr():
         os.close(devnull)
 
 
-def silence_native_stderr() -> None:
-    """For a command-line process: native libraries' fd-2 writes (TensorFlow's C++ logs) go to /dev/null
-    while Python's sys.stderr (our errors, progress bars, warnings) keeps the real terminal."""
+@contextlib.contextmanager
+def native_stderr_silenced():
+    """For a command: native libraries' fd-2 writes (TensorFlow's C++ logs) go to /dev/null while Python's
+    sys.stderr (our errors, progress bars, warnings) keeps the real terminal. Both are put back on exit, so a
+    caller in the same process (a test, a notebook) keeps its stderr."""
     if os.environ.get("HARNESS_VERBOSE"):
+        yield
         return
     try:
         sys.stderr.flush()
         real = os.dup(2)
-        sys.stderr = os.fdopen(real, "w", buffering=1, encoding="utf-8", errors="replace")
         devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 2)
-        os.close(devnull)
     except (OSError, ValueError):
-        pass
+        yield
+        return
+    saved_stream = sys.stderr
+    sys.stderr = os.fdopen(os.dup(real), "w", buffering=1, encoding="utf-8", errors="replace")
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    try:
+        yield
+    finally:
+        try:
+            sys.stderr.flush()
+            sys.stderr.close()
+        except (OSError, ValueError):
+            pass
+        sys.stderr = saved_stream
+        os.dup2(real, 2)
+        os.close(real)
 
 
 def tf():
