@@ -20,10 +20,13 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
-@pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path_factory, monkeypatch):
-    """Tests never read or fill the user's cache."""
-    monkeypatch.setenv("ML4IOT_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory):
+    """Tests never read or fill the user's cache. Session-wide, so that module fixtures (set up before any
+    function-level fixture) build into it too."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ML4IOT_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+        yield
 
 
 @pytest.fixture

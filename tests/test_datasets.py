@@ -180,3 +180,13 @@ def test_an_uncreatable_cache_folder_names_the_variable(monkeypatch, tmp_path):
     monkeypatch.setenv(datasets.CACHE_DIR_ENV, str(tmp_path / "file" / "cache"))
     with pytest.raises(HarnessError, match=r"cannot create cache folder .*file/cache .*; set ML4IOT_CACHE_DIR$"):
         cache_dir()
+
+
+@pytest.fixture(scope="module")
+def _cache_seen_by_a_module_fixture():
+    return datasets.cache_dir()
+
+
+def test_module_fixtures_build_into_the_tests_cache_not_the_users(_cache_seen_by_a_module_fixture, tmp_path_factory):
+    """Module fixtures are set up before function-level ones: the isolation must already hold for them."""
+    assert _cache_seen_by_a_module_fixture == tmp_path_factory.getbasetemp() / "cache"
