@@ -388,3 +388,32 @@ def test_model_keys_are_checked_against_the_builder_before_anything_is_built():
         with pytest.raises(HarnessError, match=r"key 'model.width' must be in \(0, 4\]"):
             recipes.load(kws_path, kws, [f"model.width={bad}"])
     assert units(64, 0.25) == 16 and units(8, 0.01) == 1  # a narrow model keeps at least one unit per layer
+    # a boolean is no whole number (Python's True == 1 would build one unit), and a whole number is no boolean
+    with pytest.raises(HarnessError, match=r"key 'model.hidden' must be an integer, got True$"):
+        recipes.load(path, task, ["model.hidden=true"])
+    with pytest.raises(HarnessError, match=r"key 'model.residual' must be a boolean, got 1$"):
+        recipes.load(kws_path, kws, ["model.residual=1"])
+    with pytest.raises(HarnessError, match=r"key 'model.width' must be a number, got True$"):
+        recipes.load(kws_path, kws, ["model.width=true"])
+
+
+def test_a_command_silences_native_stderr_while_it_runs_and_gives_it_back(monkeypatch, capfd):
+    """TensorFlow's C++ lines (fd 2) are dropped, our one error line is not; afterwards an in-process caller (a test,
+    a notebook) has its own stderr again."""
+    import os
+    import sys
+
+    from harness import cli
+
+    def noisy(args):
+        os.write(2, b"native log line\n")
+        raise HarnessError("x.toml: bad key")
+
+    monkeypatch.delenv("HARNESS_VERBOSE", raising=False)
+    monkeypatch.setattr(cli, "cmd_list", noisy)
+    before = sys.stderr
+    assert cli.main(["list"]) == 2
+    assert sys.stderr is before
+    os.write(2, b"after\n")
+    print("python after", file=sys.stderr)
+    assert capfd.readouterr().err.splitlines() == ["error: x.toml: bad key", "after", "python after"]
