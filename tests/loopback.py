@@ -12,10 +12,14 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-@contextlib.contextmanager
 def serve(folder: Path):
     """Serve `folder` on 127.0.0.1 at a free port; yields the base URL."""
-    handler = functools.partial(_QuietHandler, directory=str(folder))
+    return serve_with(functools.partial(_QuietHandler, directory=str(folder)))
+
+
+@contextlib.contextmanager
+def serve_with(handler):
+    """Serve with a request handler class of the test's own (e.g. one that drops the connection)."""
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()

@@ -1,18 +1,16 @@
 """harness.datasets: folder resolution, cache folder, hashing and verified downloads (local HTTP server)."""
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import http.server
 import socket
-import threading
 
 import pytest
 
 from harness.core.errors import HarnessError
 from harness.toolkit import datasets
 from harness.toolkit.datasets import cache_dir, download, ensure_download, placement_hint, resolve_data_dir, sha256_file
-from tests.loopback import closed_port_url, serve
+from tests.loopback import closed_port_url, serve, serve_with
 
 
 @pytest.fixture()
@@ -115,7 +113,6 @@ def test_ensure_download_replaces_a_corrupt_file(archive, tmp_path):
     assert dest.read_bytes() == payload
 
 
-@contextlib.contextmanager
 def _truncating_server(announced: int, sent: bytes):
     """Announces `announced` bytes, sends `sent` and closes: a connection dropped mid-download."""
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -130,14 +127,7 @@ def _truncating_server(announced: int, sent: bytes):
         def log_message(self, *args):
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    return serve_with(Handler)
 
 
 def test_a_download_cut_short_without_a_hash_is_refused_and_discarded(tmp_path):
