@@ -144,6 +144,11 @@ class TaskBase:
         (e.g. an edition that does not count an in-graph front end); None: the whole file."""
         return None
 
+    def build_rows(self, section: dict, build_info: dict) -> list[tuple[str, str]]:
+        """(label, text) rows of facts only the build knows, for the version's table. A build is shared by every
+        version whose build keys match, so what depends on the rest of the section is written here, not stored."""
+        return [tuple(r) for r in build_info.get("report_rows", [])]
+
     def ensure_data(self, ctx: Context, section: dict) -> None:
         """Find (or download) every input this section needs; raise HarnessError naming what is missing."""
 

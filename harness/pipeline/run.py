@@ -197,7 +197,7 @@ def run_task(ctx: Context, cons, task_name: str, recipe_path: Path | None = None
 
     checks = aggregate(task, section, per_seed)
     passed = all(s["passed"] for s in per_seed)
-    shipped_m.rows.extend(tuple(r) for r in shipped_build.info.get("report_rows", []))  # facts only the build knows
+    shipped_m.rows.extend(task.build_rows(section, shipped_build.info))  # facts only the build knows
     if split == "test":
         shipped_m.rows.append(runtimes_row(shipped_build.tflite))
     missed = missed_by_seeds(per_seed, seed_list)

@@ -198,12 +198,7 @@ class KwsTask(UserFiles, TaskBase):
         def convert(mode, audio):
             feats = frontend.features(audio, args)
             alone = converter.to_tflite(deployed, mode, lambda: ([feats[i:i + 1]] for i in range(len(feats))))
-            info["sizes_without_front_end"] = sizes = package.sizes(alone)
-            info["report_rows"] = [("Sizes of the same model without its front end",
-                                    ", ".join(f"{k} {v:,} B" for k, v in sizes.items())
-                                    + ("; the size limit counts these ([kws] front_end_in_size = false)"
-                                       if not section["front_end_in_size"] else
-                                       "; the size limit counts the submitted file, front end included"))]
+            info["sizes_without_front_end"] = package.sizes(alone)
             return frontend.to_tflite(deployed, args, mode, audio, input_dtype=dtype)
 
         return Trained(model=deployed, calibration=calib, info=info, convert=convert)
@@ -211,6 +206,15 @@ class KwsTask(UserFiles, TaskBase):
     def counted_size(self, section, build_info, fmt):
         sizes = build_info.get("sizes_without_front_end")
         return sizes[fmt] if sizes and not section["front_end_in_size"] else None
+
+    def build_rows(self, section, build_info):
+        sizes = build_info.get("sizes_without_front_end")
+        if not sizes:
+            return []
+        # front_end_in_size is no build key (the file is the same): the clause follows the version being reported
+        return [("Sizes of the same model without its front end", ", ".join(f"{k} {v:,} B" for k, v in sizes.items())
+                 + ("; the size limit counts these ([kws] front_end_in_size = false)" if not section["front_end_in_size"]
+                    else "; the size limit counts the submitted file, front end included"))]
 
     def clips(self, ctx, items) -> np.ndarray:
         """int16 [N, 16000] clips, decoded once per process (grading many files reads the data once)."""
