@@ -16,7 +16,7 @@ from harness.toolkit.train import fit
 from tasks.kws import data as msc
 from tasks.kws import features as feat
 from tasks.kws import latency as latency_protocol
-from tasks.kws import auxiliary, distill, models
+from tasks.kws import auxiliary, distill, models, raw_audio
 from tasks.kws.augment import AUGMENT_SCHEMA, augment_fn
 from tasks.kws.objective import objective
 from tasks.kws.schemas import CONSTRAINT_SCHEMA, EXPORT_SCHEMA
@@ -180,41 +180,14 @@ class KwsTask(UserFiles, TaskBase):
         if teacher_info:
             info["teacher"] = teacher_info
         if in_graph:
-            return self.raw_audio_trained(ctx, section, recipe, deployed, info)
+            return raw_audio.trained(self, ctx, section, recipe, deployed, info)
         return Trained(model=deployed, calibration=calibration, info=info)  # the first clips of the training list
 
-    def raw_audio_trained(self, ctx, section, recipe, deployed, info) -> Trained:
-        """The file takes raw audio: the front end goes inside it; the sizes without it are kept for the table."""
-        from harness.toolkit import convert as converter
-        from harness.toolkit import package
-        from tasks.kws import frontend
-
-        args = feat.PreprocessingArgs.from_dict(recipe["features"])
-        dtype = recipe["export"]["audio_dtype"]
-        s, _ = self.splits(ctx, section)
-        calib = self.clips(ctx, s["train"][:recipe["quantize"]["calibration_samples"]])
-        calib = calib if dtype == "int16" else calib.astype(np.float32) / np.float32(32768.0)
-
-        def convert(mode, audio):
-            feats = frontend.features(audio, args)
-            alone = converter.to_tflite(deployed, mode, lambda: ([feats[i:i + 1]] for i in range(len(feats))))
-            info["sizes_without_front_end"] = package.sizes(alone)
-            return frontend.to_tflite(deployed, args, mode, audio, input_dtype=dtype)
-
-        return Trained(model=deployed, calibration=calib, info=info, convert=convert)
-
     def counted_size(self, section, build_info, fmt):
-        sizes = build_info.get("sizes_without_front_end")
-        return sizes[fmt] if sizes and not section["front_end_in_size"] else None
+        return raw_audio.counted_size(section, build_info, fmt)
 
     def build_rows(self, section, build_info):
-        sizes = build_info.get("sizes_without_front_end")
-        if not sizes:
-            return []
-        # front_end_in_size is no build key (the file is the same): the clause follows the version being reported
-        return [("Sizes of the same model without its front end", ", ".join(f"{k} {v:,} B" for k, v in sizes.items())
-                 + ("; the size limit counts these ([kws] front_end_in_size = false)" if not section["front_end_in_size"]
-                    else "; the size limit counts the submitted file, front end included"))]
+        return raw_audio.size_rows(section, build_info)
 
     def clips(self, ctx, items) -> np.ndarray:
         """int16 [N, 16000] clips, decoded once per process (grading many files reads the data once)."""
