@@ -49,26 +49,20 @@ def native_stderr_silenced():
         return
     try:
         sys.stderr.flush()
-        real = os.dup(2)
-        devnull = os.open(os.devnull, os.O_WRONLY)
+        real = os.dup(2)  # where Python's lines keep going while fd 2 is silenced
     except (OSError, ValueError):
         yield
         return
-    saved_stream = sys.stderr
-    sys.stderr = os.fdopen(os.dup(real), "w", buffering=1, encoding="utf-8", errors="replace")
-    os.dup2(devnull, 2)
-    os.close(devnull)
+    saved_stream, sys.stderr = sys.stderr, os.fdopen(real, "w", buffering=1, encoding="utf-8", errors="replace")
     try:
-        yield
+        with quiet_stderr():
+            yield
     finally:
         try:
-            sys.stderr.flush()
             sys.stderr.close()
         except (OSError, ValueError):
             pass
         sys.stderr = saved_stream
-        os.dup2(real, 2)
-        os.close(real)
 
 
 def tf():
