@@ -111,6 +111,9 @@ def import_latency(path: Path, out_dir: Path) -> dict:
         raise HarnessError(f"{path}: not a device measurement JSON ({type(e).__name__}: {e})") from None
     folder, rep = _version_report(out_dir, suite, version)
     entry = _task_entry(rep, task, folder / "report.json")
+    if not entry.get("seeds"):  # the host verdict is read from them; the stored one may hold an earlier import
+        raise HarnessError(f"{folder / 'report.json'}: task {task!r} has no per-seed records (an older report); "
+                           f"run {suite} version {version} again")
     if sha != entry["artifact"]["sha256"]:
         raise HarnessError(f"{path}: artifact sha256 {sha[:16]}… is not {suite} version {version}'s shipped "
                            f"{entry['artifact']['file']} ({entry['artifact']['sha256'][:16]}…); bundle the current artifact again")
@@ -125,7 +128,7 @@ def import_latency(path: Path, out_dir: Path) -> dict:
            "result": row.result_text(), "imported": {k: dev.get(k) for k in ("device", "runtime", "protocol", "latency",
                                                                                "accuracy", "finished_utc")}}
     entry["checks"] = [c for c in entry["checks"] if c["metric"] != new["metric"]] + [new]  # re-import replaces
-    seed_pass = all(s["passed"] for s in entry.get("seeds", [])) if entry.get("seeds") else entry["passed"]
+    seed_pass = all(s["passed"] for s in entry["seeds"])
     entry["passed"] = seed_pass and all(c["passed"] is not False for c in entry["checks"] if c.get("imported"))
     rep["passed"] = all(t["passed"] for t in rep["tasks"])
     with publish.together(folder, "report files") as staging:

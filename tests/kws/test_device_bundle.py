@@ -187,3 +187,17 @@ def test_import_and_bundle_refuse_what_they_cannot_attach_in_one_line(version_ru
     with pytest.raises(HarnessError, match=r"sha256 differs from its report's; rerun the version$"):
         device.bundle(out, "tiny", "a", constraints_dir=tiny_data / "constraints")
     assert not (out / "tiny" / "bundles").exists()
+
+
+
+def test_a_report_without_seed_records_is_refused_in_one_line_and_left_as_it_was(version_run, tmp_path):
+    out = _copy_of(version_run, tmp_path)
+    record = out / "tiny" / "version-a" / "report.json"
+    rep = json.loads(record.read_text())
+    rep["tasks"][0].pop("seeds")  # a report written before per-seed records
+    record.write_text(json.dumps(rep))
+    before = {p: p.read_bytes() for p in (out / "tiny" / "version-a").rglob("*") if p.is_file()}
+    with pytest.raises(HarnessError, match=r"report.json: task 'kws' has no per-seed records \(an older report\); "
+                                           r"run tiny version a again$"):
+        device.import_latency(_figure(rep, tmp_path / "fast.json"), out)
+    assert {p: p.read_bytes() for p in (out / "tiny" / "version-a").rglob("*") if p.is_file()} == before
