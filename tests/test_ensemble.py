@@ -94,3 +94,23 @@ def test_train_with_one_member_is_the_plain_build():
     model, info = ensemble.train(recipe, train_one, name="one")
     assert model == "model" and seen == [(recipe, "")]  # no member label in the log for a plain build
     assert info == {"params": 10, "train_seconds": 1.0, "selected_epoch": 2, "seed": 7}
+
+
+def test_the_file_s_build_info_is_member_one_s_and_what_differs_is_kept_per_member():
+    seen = []
+
+    def train_one(member_recipe, label):
+        seen.append(member_recipe["seed"])
+        j = len(seen)
+        return _member(member_recipe["seed"]), {"params": 10 * j, "train_seconds": 1.5, "selected_epoch": j,
+                                                "features": f"of member {j}"}
+
+    model, info = ensemble.train({"seed": 1, "ensemble": {"members": 3}}, train_one, name="trio")
+    assert seen == ensemble.member_seeds(1, 3)
+    assert info["features"] == "of member 1"  # members share these keys; the file's are the plain recipe's
+    assert info["params"] == 60 and info["train_seconds"] == 4.5
+    assert "selected_epoch" not in info and "seed" not in info
+    assert [m["selected_epoch"] for m in info["members"]] == [1, 2, 3]
+    assert [m["seed"] for m in info["members"]] == seen
+    _, single = ensemble.train({"seed": 1, "ensemble": {"members": 1}}, train_one, name="one")
+    assert single["selected_epoch"] == 4 and "members" not in single

@@ -3,6 +3,7 @@ import errno
 import hashlib
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -298,6 +299,34 @@ def test_the_commit_stamp_marks_uncommitted_code_and_never_guesses(monkeypatch, 
     hostinfo.commit.cache_clear()
     try:
         assert hostinfo.commit() == stamp
+    finally:
+        hostinfo.commit.cache_clear()
+
+
+def test_the_commit_stamp_reads_a_real_repository_tracked_code_only(monkeypatch, tmp_path):
+    """Run in a repository of its own: an untracked scratch file and a changed result do not mark the code
+    '+dirty'; a changed tracked source file does."""
+    from harness.toolkit import hostinfo
+
+    repo = tmp_path / "repo"
+    (repo / "results").mkdir(parents=True)
+    (repo / "code.py").write_text("x = 1\n")
+    (repo / "results" / "report.md").write_text("PASS\n")
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "first"]):
+        subprocess.run(["git", *args], cwd=repo, check=True, env={**os.environ, **env}, capture_output=True)
+    monkeypatch.setattr(hostinfo, "ROOT", repo)
+    hostinfo.commit.cache_clear()
+    try:
+        sha = hostinfo.commit()
+        assert len(sha) == 12 and not sha.endswith("+dirty")
+        (repo / "scratch.txt").write_text("notes\n")
+        (repo / "results" / "report.md").write_text("FAIL\n")
+        hostinfo.commit.cache_clear()
+        assert hostinfo.commit() == sha
+        (repo / "code.py").write_text("x = 2\n")
+        hostinfo.commit.cache_clear()
+        assert hostinfo.commit() == sha + "+dirty"
     finally:
         hostinfo.commit.cache_clear()
 
