@@ -243,6 +243,22 @@ def test_without_its_data_a_recipe_is_not_checked_against_the_data(tmp_path, mon
     assert str(e.value) == "toy data: not found in the data folder" and checked == []
 
 
+
+def test_a_missing_dataset_and_a_wrong_recipe_key_are_named_together(tmp_path, monkeypatch, toy):
+    """A recipe's own keys need no data: a user missing both learns of both in one go."""
+    from harness.core.task import Context
+    from harness.pipeline import plan
+
+    def missing(ctx, section):
+        raise HarnessError("toy data: not found in the data folder")
+
+    monkeypatch.setattr(toy, "ensure_data", missing)
+    with pytest.raises(HarnessError) as e:
+        plan.check(Context(data_dir=tmp_path, log=lambda m: None), [("toy", "a")], ["toy"], None, ["train.epochz=3"],
+                   constraints_dir=Path(__file__).parent / "toy_task" / "constraints")
+    first, second = str(e.value).split(" | ")
+    assert first == "toy data: not found in the data folder" and "unknown key 'train.epochz'" in second
+
 def test_seed_reports_put_our_figures_beside_the_claims_and_only_keeps_the_other_rows(tmp_path, monkeypatch):
     """reproduce() with a stand-in for the run (nothing trains): the claimed and measured texts, the verdict, a
     missing recipe, and --only updating its own rows while keeping the others of the earlier table."""

@@ -39,7 +39,8 @@ def check(ctx: Context, plan: list[tuple[str, str]], only_tasks: list[str] | Non
     """Every dataset and every recipe the planned versions need; raise one HarnessError naming all problems, else
     return (version label, task, section, recipe) per planned task.
 
-    Data are checked first: a recipe's data checks (e.g. keyword names the corpus must have) need the data."""
+    Data and each recipe's own keys are checked first (a recipe file needs no data to be read); a recipe's data
+    checks (e.g. keyword names the corpus must have) need the data, so they run only when every dataset is there."""
     root = constraints_dir or constraints.CONSTRAINTS_DIR
     wanted = [(cons, name) for cons in (constraints.load(s, v, root=root) for s, v in plan)
               for name in cons.tasks if not only_tasks or name in only_tasks]
@@ -54,18 +55,19 @@ def check(ctx: Context, plan: list[tuple[str, str]], only_tasks: list[str] | Non
 
     for cons, name in wanted:
         attempt(get_task(name).ensure_data, ctx, cons.task(name))
-    if problems:
+    data_missing = bool(problems)
+    loaded = [attempt(load_recipe, cons, name, (recipe_paths or {}).get(name), overrides) for cons, name in wanted]
+    if data_missing:
         raise HarnessError(" | ".join(problems))
 
-    def recipe_and_data(cons, name):
-        task, section, recipe, _ = load_recipe(cons, name, (recipe_paths or {}).get(name), overrides)
+    def recipe_and_data(cons, name, task, section, recipe, _path):
         try:
             task.check_recipe_data(ctx, section, recipe)
         except HarnessError as e:
             raise HarnessError(f"{recipe.path}: {e}") from None
         return f"{cons.suite}/{cons.version} {name}", task, section, recipe
 
-    planned = [attempt(recipe_and_data, cons, name) for cons, name in wanted]
+    planned = [attempt(recipe_and_data, cons, name, *found) for (cons, name), found in zip(wanted, loaded) if found]
     if problems:
         raise HarnessError(" | ".join(problems))
     return planned
