@@ -259,6 +259,21 @@ def test_a_missing_dataset_and_a_wrong_recipe_key_are_named_together(tmp_path, m
     first, second = str(e.value).split(" | ")
     assert first == "toy data: not found in the data folder" and "unknown key 'train.epochz'" in second
 
+
+def test_a_recipe_file_that_is_not_there_is_named_with_advice_every_command_can_follow(tmp_path, toy):
+    from harness.core import constraints
+    from harness.pipeline import plan
+
+    root = Path(__file__).parent / "toy_task" / "constraints"
+    cons = constraints.load("toy", "a", root=root)
+    with pytest.raises(HarnessError, match=r"^\S*nothere.toml: no such recipe file$"):
+        plan.load_recipe(cons, "toy", tmp_path / "nothere.toml")
+    (tmp_path / "toy").mkdir()
+    (tmp_path / "toy" / "version-b.toml").write_text((root / "toy" / "version-a.toml").read_text()
+                                                     .replace('version = "a"', 'version = "b"'))
+    with pytest.raises(HarnessError, match=r"toy-b.toml: no recipe for toy version b \(toy\); give one with --recipe$"):
+        plan.load_recipe(constraints.load("toy", "b", root=tmp_path), "toy")
+
 def test_seed_reports_put_our_figures_beside_the_claims_and_only_keeps_the_other_rows(tmp_path, monkeypatch):
     """reproduce() with a stand-in for the run (nothing trains): the claimed and measured texts, the verdict, a
     missing recipe, and --only updating its own rows while keeping the others of the earlier table."""

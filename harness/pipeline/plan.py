@@ -22,9 +22,11 @@ def load_recipe(cons, task_name: str, recipe_path: Path | None = None, overrides
     task = get_task(task_name)
     section = cons.task(task_name)
     path = Path(recipe_path) if recipe_path else recipes.default_path(task, cons.suite, cons.version)
-    if not path.is_file():
+    if recipe_path and not path.is_file():
+        raise HarnessError(f"{path}: no such recipe file")
+    if not path.is_file():  # run takes --recipe TASK=FILE, cv and search --recipe FILE
         raise HarnessError(f"{path}: no recipe for {cons.suite} version {cons.version} ({task_name}); "
-                           f"pass --recipe {task_name}=FILE")
+                           f"give one with --recipe")
     recipe = recipes.load(path, task, overrides)
     fmt = recipe["package"]["format"]
     if fmt not in section["size_formats"]:
