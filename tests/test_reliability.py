@@ -184,6 +184,36 @@ def test_written_files_follow_the_umask(tmp_path):
     assert p.stat().st_mode & 0o777 == 0o644
 
 
+@pytest.mark.parametrize("interrupt", [OSError(errno.ENOSPC, "No space left on device"), KeyboardInterrupt()])
+def test_a_write_that_fails_or_is_interrupted_leaves_the_old_file_and_no_temporary_one(tmp_path, monkeypatch, interrupt):
+    target = atomic.write_text(tmp_path / "a.json", "old")
+
+    def fail(src, dst):
+        raise interrupt
+
+    monkeypatch.setattr(os, "replace", fail)
+    with pytest.raises(type(interrupt)):
+        atomic.write_text(target, "new")
+    assert target.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]
+
+
+def test_a_write_reaches_the_disk_in_the_target_folder_before_it_replaces_the_file(tmp_path, monkeypatch):
+    """Flushed and synced first (a crash after the rename never leaves an empty file), and renamed within the folder
+    (a rename across file systems is a copy, not atomic)."""
+    steps = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: steps.append("fsync") or real_fsync(fd))
+    monkeypatch.setattr(os, "replace", lambda src, dst: steps.append(("replace", Path(src).parent)) or real_replace(src, dst))
+    atomic.write_bytes(tmp_path / "sub" / "m.bin", b"data")
+    assert steps == ["fsync", ("replace", tmp_path / "sub")]
+    assert (tmp_path / "sub" / "m.bin").read_bytes() == b"data"
+
+
+def test_json_is_written_with_sorted_keys_indented_and_a_final_newline(tmp_path):
+    p = atomic.write_json(tmp_path / "r.json", {"b": 1, "a": {"d": 2, "c": Path("x")}})
+    assert p.read_text() == '{\n  "a": {\n    "c": "x",\n    "d": 2\n  },\n  "b": 1\n}\n'
+
+
 def test_a_cut_journal_record_is_set_aside_and_the_study_resumes(tmp_path):
     import optuna
 
@@ -390,6 +420,29 @@ def test_a_killed_command_takes_its_worker_processes_with_it(tmp_path, kind):
         parent.kill()
 
 
+def test_a_worker_whose_parent_is_already_gone_stops_at_once():
+    """The parent died before the worker could ask to die with it: the worker sees another parent and exits."""
+    import sys
+
+    from harness.core.paths import ROOT
+
+    code = "import os; from harness.pipeline import workers; workers.die_with_parent(os.getppid() + 1); print('trained')"
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 1 and "trained" not in done.stdout
+
+
+def test_workers_are_as_many_as_asked_and_a_measuring_process_never_keeps_the_command_waiting():
+    from harness.pipeline import workers
+
+    pool = workers.pool(3)
+    try:
+        assert pool._max_workers == 3
+    finally:
+        pool.shutdown()
+    assert workers.process(print, ()).daemon
+
+
 def _zombie(pid: int) -> bool:
     """A dead process not yet reaped (its new parent, init, reaps it later) counts as gone."""
     try:
@@ -534,6 +587,44 @@ def test_the_summaries_skip_hidden_folders_and_the_folders_summary_lists_every_s
     assert "version-a/report.md" in suite and "other/version-a" not in suite and "version-b" not in suite
 
 
+@pytest.mark.parametrize("change,why", [({"commit": None}, "its 'commit' is a NoneType, not text"),
+                                        ({"commit": 5}, "its 'commit' is a int, not text"),
+                                        ({"commit": ...}, "lacks the key 'commit'")])
+def test_a_report_without_a_commit_stamp_in_text_is_named_broken(tmp_path, change, why):
+    rec = {k: v for k, v in {**_version_record(), **change}.items() if v is not ...}
+    atomic.write_json(tmp_path / "toy" / "version-a" / "report.json", rec)
+    broken = {}
+    assert run.report_files.load_reports(tmp_path, broken) == []
+    assert list(broken.values()) == [why]
+
+
+def test_a_report_nested_too_deep_is_named_broken_not_a_crash(tmp_path):
+    bad = tmp_path / "toy" / "version-a" / "report.json"
+    bad.parent.mkdir(parents=True)
+    bad.write_bytes(b"[" * 200_000)
+    broken = {}
+    assert run.report_files.load_reports(tmp_path, broken) == []
+    assert broken == {str(bad): "is not valid JSON (nested too deep)"}
+
+
+def test_a_results_folder_inside_a_hidden_folder_is_still_summarized(tmp_path):
+    out = tmp_path / ".cache" / "results"
+    atomic.write_json(out / "toy" / "version-a" / "report.json", _version_record())
+    run.report_files.write_summaries(out, "toy", log=lambda m: None)
+    assert "version-a/report.md" in (out / "toy" / "summary.md").read_text()
+
+
+def test_a_suite_whose_only_report_is_broken_gets_no_summary_of_its_own(tmp_path):
+    out = tmp_path / "results"
+    atomic.write_json(out / "other" / "version-a" / "report.json", _version_record(suite="other"))
+    (out / "toy" / "version-a").mkdir(parents=True)
+    (out / "toy" / "version-a" / "report.json").write_text("{")
+    lines = []
+    run.report_files.write_summaries(out, "toy", log=lines.append)
+    assert not (out / "toy" / "summary.md").exists() and "other/version-a" in (out / "summary.md").read_text()
+    assert len(lines) == 1 and "toy/version-a/report.json" in lines[0]
+
+
 def test_a_version_page_marks_reconstructed_limits_and_a_single_seed():
     from harness.pipeline import report
 
@@ -569,6 +660,33 @@ def test_a_run_over_several_versions_names_the_failed_ones_and_counts_the_builds
     assert (first["builds"], first["builds_cached"], first["builds_shared"]) == (2, 0, 1)
     again = run_plan()
     assert (again["builds"], again["builds_cached"], again["builds_shared"]) == (2, 2, 0)
+
+
+def test_a_run_over_several_versions_adds_up_their_stage_times_and_without_the_cache_builds_nothing_ahead(
+        tmp_path, monkeypatch, toy):
+    from harness.pipeline import plan, run_all
+
+    toy_dir = Path(__file__).parent / "toy_task"
+    monkeypatch.setenv("ML4IOT_CACHE_DIR", str(tmp_path / "cache"))
+    text = (toy_dir / "constraints" / "toy" / "version-a.toml").read_text()
+    (tmp_path / "constraints" / "toy").mkdir(parents=True)
+    (tmp_path / "constraints" / "toy" / "version-a.toml").write_text(text)
+    (tmp_path / "constraints" / "toy" / "version-b.toml").write_text(text.replace('version = "a"', 'version = "b"'))
+    monkeypatch.setattr(constraints, "CONSTRAINTS_DIR", tmp_path / "constraints")
+    ahead = []  # the shared pool's builds, stood in for: 1.5 s of work that left nothing the versions can use
+    monkeypatch.setattr(plan, "build_all", lambda *a: ahead.append(a) or (["pool-1", "pool-2"], 1.5))
+    ctx = Context(data_dir=tmp_path, log=lambda m: None)
+    versions = [("toy", "a"), ("toy", "b")]
+    recipe = {"toy": toy_dir / "recipes" / "toy-a.toml"}
+    res = run_all.run_plan(ctx, versions, ["toy"], recipe, ["train.epochs=3"], out_dir=tmp_path / "out")
+    assert len(ahead) == 1
+    per_version = [json.loads((tmp_path / "out" / "toy" / f"version-{v}" / "report.json").read_text())["tasks"][0]["seconds"]
+                   for _, v in versions]
+    for stage in set(per_version[0]) | {"build (train + convert)"}:
+        pool = 1.5 if stage == "build (train + convert)" else 0.0
+        assert res["seconds"][stage] == pytest.approx(pool + sum(s.get(stage, 0.0) for s in per_version)), stage
+    run_all.run_plan(ctx, versions, ["toy"], recipe, ["train.epochs=3"], out_dir=tmp_path / "out2", use_cache=False)
+    assert len(ahead) == 1  # without the cache each version trains its own: nothing is built ahead
 
 
 def test_a_one_task_run_counts_only_the_builds_of_the_tasks_it_ran(tmp_path, jena_slice):

@@ -88,3 +88,59 @@ def test_delta_hinge_folds_into_two_layers_exactly_and_rounds_without_drift(grap
     const = np.full((1, 6, 2), [12.5, 80.0], np.float32)
     np.testing.assert_allclose(Runner(convert.to_tflite(b.export(b.model), "none"))(const)[0],
                                np.tile([12.5, 80.0], (3, 1)), atol=1e-3)
+
+
+@pytest.mark.parametrize("name", ["delta_linear", "delta_hinge"])
+def test_a_learnt_drift_survives_the_export(name):
+    """With a bias the folded file still equals the trained model: the drift is in physical units, not scaled ones."""
+    spec = {"name": name, "bias": True} if name == "delta_linear" else {"name": name, "rounding": "off"}
+    b = models.build(models.check(dict(spec), "test"), 6, 3, STATS)
+    rng = np.random.default_rng(0)
+    for layer in b.model.layers:
+        if layer.name in ("delta", "hidden", "head"):
+            layer.set_weights([rng.normal(0, 0.3, w.shape).astype(np.float32) for w in layer.get_weights()])
+    x = _inputs()
+    np.testing.assert_allclose(Runner(convert.to_tflite(b.export(b.model), "none")).predict(x),
+                               b.model.predict(x, verbose=0), atol=1e-4)
+
+
+def test_delta_models_weigh_each_feature_by_its_typical_change():
+    for name in ("delta_linear", "delta_hinge"):
+        assert models.build({"name": name}, 6, 3, STATS).loss_weights == pytest.approx([1 / 0.2, 1 / 0.9])
+
+
+@pytest.mark.parametrize("rounding,mode", [("fp16", "float16"), ("bits", "none")])
+def test_rounded_weights_keep_a_constant_input_constant(rounding, mode):
+    """After rounding (and the float16 cast) the weights on the six steps still sum to 0 per difference and to 1
+    for the residual: a steady reading is forecast as itself, with no error growing with the level."""
+    spec = {"name": "delta_hinge", "hidden": 0, "bias": False, "rounding": rounding, "bits": 5}
+    b = models.build(models.check(spec, "test"), 6, 3, STATS)
+    layer = b.model.get_layer("delta")
+    layer.set_weights([np.random.default_rng(2).normal(0, 0.3, w.shape).astype(np.float32) for w in layer.get_weights()])
+    const = np.full((1, 6, 2), [12.5, 80.0], np.float32)
+    got = Runner(convert.to_tflite(b.export(b.model), mode))(const)[0]
+    np.testing.assert_allclose(got, np.tile([12.5, 80.0], (3, 1)), atol=1e-3)
+
+
+def test_grid_rounding_leaves_few_significant_bits_in_the_hidden_layer_too():
+    spec = {"name": "delta_hinge", "hidden": 3, "level": True, "bias": False, "rounding": "grid", "bits": 5}
+    b = models.build(models.check(spec, "test"), 6, 3, STATS)
+    rng = np.random.default_rng(0)
+    for name in ("delta", "hidden", "head"):
+        layer = b.model.get_layer(name)
+        layer.set_weights([rng.normal(0, 0.2, w.shape).astype(np.float32) for w in layer.get_weights()])
+    kernel = b.export(b.model).get_layer("h").get_weights()[0].astype(np.float64)
+    earlier = np.frexp(kernel[:-2])[0] * 2.0**5  # the five earlier steps: 5 significant bits each
+    np.testing.assert_array_equal(earlier, np.round(earlier))
+    last = np.frexp(kernel[-2:])[0] * 2.0**8  # the last step holds the sum: on the same grid, a few bits more
+    np.testing.assert_array_equal(last, np.round(last))
+
+
+def test_delta_hinge_defaults_and_unknown_choices():
+    from harness.core.errors import HarnessError
+
+    assert models.build({"name": "delta_hinge"}, 6, 3, STATS).model.get_layer("hidden").units == 2
+    with pytest.raises(HarnessError, match="model.rounding"):
+        models.build({"name": "delta_hinge", "rounding": "nearest"}, 6, 3, STATS)
+    with pytest.raises(HarnessError, match="model.graph"):
+        models.build({"name": "delta_hinge", "graph": "tree"}, 6, 3, STATS)

@@ -63,3 +63,49 @@ def test_plot_writes_a_png(tmp_path):
         assert img.shape[0] > 300 and img.shape[1] > 300
     assert plain.read_bytes() != limited.read_bytes()  # same title: only the limit lines differ
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["limits.png", "out", "plain.png"]  # no temp files left
+
+
+def test_persistence_mae_per_month_is_the_mean_over_that_months_windows():
+    pred, pers, y, times = synthetic()
+    pers = y.copy()
+    pers[2:5, :, 0] -= np.array([1.0, 2.0, 6.0])[:, None]  # the three February windows: 1, 2 and 6 °C off
+    rows = monthly.by_month(pred, pers, y, times)
+    feb = next(r for r in rows if r["month"] == "2020-02")
+    assert feb["persistence_mae_t_degc"] == pytest.approx(3.0) and feb["persistence_mae_rh_pct"] == pytest.approx(0.0)
+
+
+def test_by_month_rejects_a_persistence_forecast_of_another_length():
+    pred, pers, y, times = synthetic()
+    with pytest.raises(ValueError, match="persistence 5"):
+        monthly.by_month(pred, pers[:-1], y, times)
+
+
+def test_markdown_window_counts_have_thousands_separators():
+    row = dict(monthly.by_month(*synthetic())[0], windows=12345)
+    cells = [c.strip() for c in monthly.markdown([row]).splitlines()[2].strip("|").split("|")]
+    assert cells[1] == "12,345"
+
+
+def test_each_panel_draws_its_own_limit_and_keeps_it_below_the_frame(monkeypatch):
+    from matplotlib.axes import Axes
+
+    seen = {}  # axes -> {"limit": ..., "top": ...}
+    real_axhline, real_set_ylim = Axes.axhline, Axes.set_ylim
+
+    def axhline(ax, y, **kw):
+        seen.setdefault(ax, {})["limit"] = y
+        return real_axhline(ax, y, **kw)
+
+    def set_ylim(ax, *args, **kw):
+        if len(args) == 2 and not kw:  # the plot's own call (matplotlib's calls pass a pair and `auto`)
+            seen.setdefault(ax, {})["top"] = args[1]
+        return real_set_ylim(ax, *args, **kw)
+
+    monkeypatch.setattr(Axes, "axhline", axhline)
+    monkeypatch.setattr(Axes, "set_ylim", set_ylim)
+    rows = monthly.by_month(*synthetic())  # largest T error 2.0 (persistence), largest RH error 6.0
+    monthly.png(rows, {"max_mae_t_degc": 3.0, "max_mae_rh_pct": 2.5}, "test error by month")
+    panels = {ax.get_ylabel(): figures for ax, figures in seen.items()}
+    assert panels["MAE(T) (°C)"].get("limit") == 3.0 and panels["MAE(RH) (%RH)"].get("limit") == 2.5, panels
+    assert panels["MAE(T) (°C)"]["top"] == pytest.approx(3.0 * 1.12)  # the limit is the highest value on the T panel
+    assert panels["MAE(RH) (%RH)"]["top"] == pytest.approx(6.0 * 1.12)

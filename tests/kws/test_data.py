@@ -233,6 +233,68 @@ def test_downloaded_corpus_with_wrong_clip_count_is_discarded(tmp_path, monkeypa
     assert not (tmp_path / "cache" / "downloads" / "mini_speech_commands.zip").exists()
 
 
+def _flac(path: Path, samples: np.ndarray) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, samples, 16000, format="FLAC", subtype="PCM_16")
+    return path
+
+
+def test_a_folder_holding_both_forms_of_a_clip_reads_the_wav(tmp_path):
+    root = tmp_path / "d" / "mini_speech_commands"
+    wav, flac = np.full(800, 100, np.int16), np.full(800, -100, np.int16)
+    for i in range(6):  # either form written first: the listing order must not decide
+        first, second = (write_wav, _flac) if i % 2 else (_flac, write_wav)
+        for put in (first, second):
+            ext = ".wav" if put is write_wav else ".flac"
+            put(root / "go" / f"c{i}_nohash_0{ext}", wav if put is write_wav else flac)
+    c = find_corpus(tmp_path / "d")
+    assert c.kind == "wav+flac" and len(c) == 6
+    for label, stem in c.items():
+        assert c.clip_path(label, stem).endswith(".wav") and c.read(label, stem)[0] == 100
+
+
+def test_a_folder_skips_noise_folders_and_hidden_files(tmp_path):
+    root = tmp_path / "d" / "mini_speech_commands"
+    write_wav(root / "go" / "a_nohash_0.wav", np.zeros(800, np.int16))
+    (root / "go" / "._a_nohash_0.wav").write_bytes(b"macOS metadata")
+    write_wav(root / "_background_noise_" / "white_noise.wav", np.zeros(800, np.int16))
+    c = find_corpus(tmp_path / "d")
+    assert c.items() == [("go", "a_nohash_0")] and c.labels == ["go"]
+
+
+def test_items_are_sorted_whatever_the_listing_order(flac_corpus):
+    yes = flac_corpus.items(["yes"])
+    assert len(yes) > 100 and yes == sorted(yes)
+
+
+def test_the_plain_folder_is_preferred_to_the_flac_copy(tmp_path):
+    write_wav(tmp_path / "mini_speech_commands" / "go" / "a_nohash_0.wav", np.zeros(800, np.int16))
+    _flac(tmp_path / "mini_speech_commands_flac" / "mini_speech_commands" / "go" / "b_nohash_0.flac", np.zeros(800, np.int16))
+    c = find_corpus(tmp_path)
+    assert c.kind == "wav" and c.root == tmp_path / "mini_speech_commands"
+
+
+def test_a_zip_with_clips_under_two_roots_is_refused(tmp_path):
+    buf = io.BytesIO()
+    sf.write(buf, np.zeros(100, np.int16), 16000, format="WAV", subtype="PCM_16")
+    with zipfile.ZipFile(tmp_path / "mini_speech_commands.zip", "w") as zf:
+        zf.writestr("mini_speech_commands/go/a_nohash_0.wav", buf.getvalue())
+        zf.writestr("old/mini_speech_commands/go/b_nohash_0.wav", buf.getvalue())
+    with pytest.raises(HarnessError, match="several roots"):
+        find_corpus(tmp_path)
+
+
+def test_a_download_that_is_not_a_zip_is_deleted(tmp_path, monkeypatch):
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "mini_speech_commands.zip").write_bytes(b"<html>captive portal</html>")
+    with _serve(served) as base:
+        monkeypatch.setattr(corpus, "CORPUS_URL", f"{base}/mini_speech_commands.zip")
+        with pytest.raises(HarnessError, match="cannot open corpus archive"):
+            find_corpus(tmp_path / "d")
+    assert not (tmp_path / "cache" / "downloads" / "mini_speech_commands.zip").exists()
+
+
 # -- bad clips --------------------------------------------------------------------------------------
 
 

@@ -147,6 +147,31 @@ def test_bc_resnet_sub_bands_normalise_each_band_apart_and_survive_conversion():
         models.build({"name": "bc_resnet", "sub_bands": 3}, (49, 40, 1), 8)
 
 
+def test_bc_resnet_follows_the_papers_layout():
+    """Time path on the mean over frequency (broadcast back), dilations 1/2/4/8, an identity path in every block that
+    keeps its channels, swish in the time path, a 32-channel head; four stages or a clear refusal."""
+    from tasks.kws import models
+
+    m = models.build({"name": "bc_resnet"}, (49, 40, 1), 8)
+    for s, dilation in enumerate((1, 2, 4, 8)):
+        assert m.get_layer(f"s{s}b0_time_dw").dilation_rate == (dilation, 1)
+        assert m.get_layer(f"s{s}b1_time_pw").output.shape[2] == 1  # one frequency bin, added to every bin
+        assert len(m.get_layer(f"s{s}b1_add").input) == 3  # input + frequency path + time path
+        assert m.get_layer(f"s{s}b0_swish").get_config()["activation"] == "swish"
+    assert m.get_layer("head_pw").filters == 32
+    with pytest.raises(HarnessError, match="must each list 4 stages"):
+        models.build({"name": "bc_resnet", "blocks": [2, 2, 4]}, (49, 40, 1), 8)
+
+
+def test_the_classifier_averages_over_time_and_frequency_and_drops_out_in_training():
+    from harness.toolkit.tfsetup import keras
+    from tasks.kws import models
+
+    m = models.build({"name": "ds_cnn", "width": 0.1, "dropout": 0.5}, (49, 10, 1), 8)
+    assert isinstance(m.get_layer("gap"), keras().layers.GlobalAveragePooling2D)
+    assert m.get_layer("drop").rate == 0.5
+
+
 def test_subtract_time_mean_makes_the_file_blind_to_a_constant_offset_per_coefficient():
     from harness.toolkit import convert
     from harness.toolkit.measure.interpreter import Runner
