@@ -1,8 +1,11 @@
 """Training-time optimizations: magnitude pruning (tfmot PolynomialDecay) and quantization-aware training."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
+from harness.core.errors import HarnessError
 from harness.toolkit.tfsetup import keras, tfmot
 
 
@@ -60,6 +63,19 @@ def quantize_aware(model, pruned: bool):
             annotated, mot.experimental.combine.Default8BitPrunePreserveQuantizeScheme()
         )
     return mot.quantization.keras.quantize_model(model)
+
+
+def check_quantize_aware(model, pruned: bool, where: str = "recipe") -> None:
+    """Refuse, before any training, a model tfmot cannot wrap for QAT (e.g. a Lambda, Subtract or Normalization
+    layer): otherwise the whole training runs and the build then fails."""
+    try:
+        with warnings.catch_warnings():  # tfmot warns about each Lambda layer before it fails on it
+            warnings.simplefilter("ignore")
+            quantize_aware(model, pruned)
+    except (ValueError, RuntimeError, TypeError) as e:
+        reason = (str(e).strip().split(". ") or [type(e).__name__])[0].splitlines()[0]
+        raise HarnessError(f"{where}: key 'quantize.qat_epochs': this model cannot be trained quantization-aware "
+                           f"({reason[:160]}); use 0 (int8 post-training quantization needs no training)") from None
 
 
 def keras_sparsity(model) -> float:

@@ -91,6 +91,8 @@ def fit(model, data, recipe, loss, metrics, log, monitor=("val_loss", "min"), au
     None uses plain array fitting.
     """
     train, prune, quant = recipe["train"], recipe["prune"], recipe["quantize"]
+    if quant["qat_epochs"]:  # before seeding, so the probe leaves the training as it would have been
+        shrink.check_quantize_aware(model, prune["final_sparsity"] > 0, getattr(recipe, "path", "recipe"))
     seed_everything(recipe["seed"])
     x_tr, y_tr, x_val, y_val = data
     steps_per_epoch = math.ceil(len(x_tr) / train["batch_size"])
