@@ -55,6 +55,18 @@ def _recipe_map(items: list[str]) -> dict[str, Path]:
     return out
 
 
+def _one_recipe(value: str | None, task: str) -> Path | None:
+    """`--recipe FILE` of a one-task command; `TASK=FILE`, as `run` takes it, is accepted for that task."""
+    from harness.core import task as tasks
+
+    name, _, path = (value or "").partition("=")
+    if path and name.strip() in tasks.names():
+        if name.strip() != task:
+            raise HarnessError(f"--recipe {value!r}: this command runs the task {task!r}, not {name.strip()!r}")
+        return Path(path)
+    return Path(value) if value else None
+
+
 def _context(args):
     from harness.core import task as tasks
     from harness.core.task import Context
@@ -184,10 +196,11 @@ def cmd_list(args) -> int:
 def cmd_search(args) -> int:
     from harness.pipeline import search
 
+    task = _only_task(args.suite, args.version, args.task)
     cfg = search.SearchConfig(
-        suite=args.suite, version=args.version, task=_only_task(args.suite, args.version, args.task), trials=args.trials,
+        suite=args.suite, version=args.version, task=task, trials=args.trials,
         space=Path(args.space) if args.space else None, storage=args.storage, study=args.study,
-        base_recipe=Path(args.recipe) if args.recipe else None, out_dir=Path(args.out), seed=args.seed,
+        base_recipe=_one_recipe(args.recipe, task), out_dir=Path(args.out), seed=args.seed,
         sampler=args.sampler, extra_overrides=tuple(args.set or ()), seeds=args.seeds,
     )
     res = search.search(_context(args), cfg)
@@ -209,8 +222,9 @@ def _only_task(suite: str, version: str, task: str | None) -> str:
 def cmd_cv(args) -> int:
     from harness.pipeline import crossval
 
-    rep = crossval.cross_validate(_context(args), args.suite, args.version, _only_task(args.suite, args.version, args.task),
-                                  args.folds, recipe_path=Path(args.recipe) if args.recipe else None,
+    task = _only_task(args.suite, args.version, args.task)
+    rep = crossval.cross_validate(_context(args), args.suite, args.version, task,
+                                  args.folds, recipe_path=_one_recipe(args.recipe, task),
                                   overrides=args.set, jobs=args.jobs, out_dir=Path(args.out), seeds=args.seeds)
     print(rep["markdown"], flush=True)
     _log(f"cross-validation table: {rep['folder']}/report.md")
@@ -258,7 +272,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--space", help="search-space TOML (default: tasks/<task>/search_space.toml)")
     s.add_argument("--storage", help="journal file path or database URL (postgresql://...); default: results/<suite>/search-<v>-<task>.journal")
     s.add_argument("--study", help="study name (default: <suite>-<version>-<task>)")
-    s.add_argument("--recipe", help="base recipe (default: the version's recipe)")
+    s.add_argument("--recipe", metavar="FILE", help="base recipe (default: the version's recipe; TASK=FILE as for run also works)")
     s.add_argument("--set", action="append", metavar="KEY=VALUE", help="fixed override applied to every trial")
     s.add_argument("--seed", type=int, default=0, help="sampler seed: the same seed, storage and worker count give the same trials")
     s.add_argument("--sampler", choices=["tpe", "nsga2"], default="tpe")
@@ -270,7 +284,7 @@ def parser() -> argparse.ArgumentParser:
     cv.add_argument("--seeds", type=_count, default=1, help="build every fold with N seeds; the table gives each seed "
                     "set's mean beside the overall one (default 1)")
     cv.add_argument("--jobs", type=_count, default=1, help="fold builds run in parallel worker processes (default 1)")
-    cv.add_argument("--recipe", help="recipe file (default: the version's recipe)")
+    cv.add_argument("--recipe", metavar="FILE", help="recipe file (default: the version's recipe; TASK=FILE as for run also works)")
     cv.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe key, e.g. model.width=0.5")
     cv.add_argument("--no-cache", action="store_true", help="bypass every cache (builds and features)")
     _task_options(cv)

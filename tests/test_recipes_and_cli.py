@@ -193,6 +193,20 @@ def test_a_bad_count_is_refused_before_any_data_is_read(argv, capsys):
     assert f"argument {flag}:" in capsys.readouterr().err
 
 
+
+def test_cv_and_search_take_their_recipe_as_file_or_as_run_does_as_task_equals_file(tmp_path, capfd, shared_data):
+    from harness import cli
+
+    assert cli._one_recipe(None, "kws") is None
+    assert cli._one_recipe("my.toml", "kws") == Path("my.toml")
+    assert cli._one_recipe("kws=my.toml", "kws") == Path("my.toml")
+    assert cli._one_recipe("runs/lr=0.01.toml", "kws") == Path("runs/lr=0.01.toml")  # not a task: a file name
+    with pytest.raises(HarnessError, match=r"^--recipe 'forecast=my.toml': this command runs the task 'kws', not 'forecast'$"):
+        cli._one_recipe("forecast=my.toml", "kws")
+    assert cli.main(["cv", "--suite", "ml4iot-2025", "--version", "a", "--folds", "3", "--data-dir", str(shared_data),
+                     "--recipe", f"kws={tmp_path / 'gone.toml'}", "--out", str(tmp_path / "out")]) == 2
+    assert capfd.readouterr().err.strip().splitlines()[-1] == f"error: {tmp_path / 'gone.toml'}: no such recipe file"
+
 def test_out_and_recipe_options_are_refused_before_any_data_is_read(tmp_path, capsys):
     """A run writes its results last: an unusable --out or a misspelt --recipe task must stop it at once (exit 2)."""
     from harness.cli import main
