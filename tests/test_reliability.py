@@ -576,6 +576,26 @@ def test_a_torn_last_journal_record_is_cut_off_at_the_end_of_the_last_whole_one(
     assert path.with_name("s.journal.torn").read_bytes() == torn
 
 
+
+@pytest.mark.parametrize("text", [b"# My notes\nline two\nline three", b"# My notes\n", b"no newline at all",
+                                  b'{"op_code": 0, "worker_id": "x"}\nplain text\n{"op_code": 4}\n'])
+def test_a_storage_file_that_is_no_journal_is_refused_and_left_untouched(tmp_path, text):
+    path = tmp_path / "notes.txt"
+    path.write_bytes(text)
+    with pytest.raises(HarnessError, match=r"notes.txt: not an Optuna search journal .*left as it is: pass another --storage$"):
+        search.repair_journal(path, log=lambda m: None)
+    assert path.read_bytes() == text and sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_a_second_torn_record_is_set_aside_beside_the_first_not_over_it(tmp_path):
+    path = tmp_path / "s.journal"
+    whole = b'{"op_code": 0, "worker_id": "x", "study_name": "s"}\n'
+    for torn in (b'{"op_code": 5, "tri', b'{"op_code": 6, "va'):
+        path.write_bytes(whole + torn)
+        search.repair_journal(path, log=lambda m: None)
+    assert path.read_bytes() == whole
+    assert path.with_name("s.journal.torn").read_bytes() == b'{"op_code": 5, "tri\n{"op_code": 6, "va'
+
 def test_the_summaries_skip_hidden_folders_and_the_folders_summary_lists_every_suite(tmp_path):
     out = tmp_path / "results"
     atomic.write_json(out / "toy" / "version-a" / "report.json", _version_record())

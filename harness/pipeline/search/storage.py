@@ -61,9 +61,22 @@ def repair_journal(path: Path, log=print) -> int:
             json.loads(last)
         except ValueError:
             keep = data.rfind(b"\n", 0, len(data) - 1) + 1
+    for i, line in enumerate(data[:keep].splitlines(), 1):  # a file that is no journal is refused, left untouched
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if not isinstance(record, dict) or "op_code" not in record:
+            raise HarnessError(f"{path}: not an Optuna search journal (line {i} is no journal record); "
+                               "left as it is: pass another --storage")
     if keep == len(data):
         return 0
-    atomic.write_bytes(path.with_name(path.name + ".torn"), data[keep:])
+    if not data[keep:].startswith(b"{"):
+        raise HarnessError(f"{path}: not an Optuna search journal (its last line is no journal record); "
+                           "left as it is: pass another --storage")
+    torn = path.with_name(path.name + ".torn")  # an earlier torn record is kept too
+    before = torn.read_bytes() if torn.is_file() else b""
+    atomic.write_bytes(torn, before + (b"\n" if before and not before.endswith(b"\n") else b"") + data[keep:])
     with open(path, "r+b") as f:
         f.truncate(keep)
     log(f"  {path}: the last record was cut off (a killed write); set aside in {path.name}.torn, resuming without it")
