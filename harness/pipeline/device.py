@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import shutil
 import zipfile
 from pathlib import Path
@@ -62,9 +63,13 @@ def bundle(out_dir: Path, suite: str, version: str, task_name: str | None = None
     blob = (folder / art["file"]).read_bytes()
     if hashlib.sha256(blob).hexdigest() != art["sha256"]:
         raise HarnessError(f"{folder / art['file']}: sha256 differs from its report's; rerun the version")
-    sidecar = json.loads((folder / art["sidecar"]).read_text())
     section = constraints.load(suite, version, root=constraints_dir or constraints.CONSTRAINTS_DIR).task(entry["task"])
-    files, meta = task.device_files(section, sidecar)
+    try:
+        sidecar = json.loads((folder / art["sidecar"]).read_text())
+        files, meta = task.device_files(section, sidecar)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise HarnessError(f"{folder / art['sidecar']}: not the artifact's sidecar ({type(e).__name__}: {e}); "
+                           "rerun the version") from None
     name = Path(art["file"]).name
     runtimes = dict(entry.get("rows", [])).get(RUNTIMES_LABEL, "not recorded")
     manifest = {"suite": suite, "version": version, "task": entry["task"], "artifact": name, "artifact_sha256": art["sha256"],
@@ -109,6 +114,8 @@ def import_latency(path: Path, out_dir: Path) -> dict:
         raise HarnessError(f"{path}: no such file") from None
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise HarnessError(f"{path}: not a device measurement JSON ({type(e).__name__}: {e})") from None
+    if not math.isfinite(value) or value <= 0:  # NaN would also write a report.json no JSON reader accepts
+        raise HarnessError(f"{path}: key 'latency.metric_ms' must be a positive number of ms, got {value}")
     folder, rep = _version_report(out_dir, suite, version)
     entry = _task_entry(rep, task, folder / "report.json")
     if not entry.get("seeds"):  # the host verdict is read from them; the stored one may hold an earlier import

@@ -201,3 +201,24 @@ def test_a_report_without_seed_records_is_refused_in_one_line_and_left_as_it_was
                                            r"run tiny version a again$"):
         device.import_latency(_figure(rep, tmp_path / "fast.json"), out)
     assert {p: p.read_bytes() for p in (out / "tiny" / "version-a").rglob("*") if p.is_file()} == before
+
+
+@pytest.mark.parametrize("figure", [-5.0, 0.0, float("nan"), float("inf")])
+def test_a_device_figure_that_is_no_positive_time_is_refused_in_one_line(version_run, tmp_path, figure):
+    out = _copy_of(version_run, tmp_path)
+    rep = json.loads((out / "tiny" / "version-a" / "report.json").read_text())
+    before = (out / "tiny" / "version-a" / "report.json").read_bytes()
+    with pytest.raises(HarnessError, match=r"odd.json: key 'latency.metric_ms' must be a positive number of ms, got "):
+        device.import_latency(_figure(rep, tmp_path / "odd.json", latency={"metric_ms": figure}), out)
+    assert (out / "tiny" / "version-a" / "report.json").read_bytes() == before
+
+
+@pytest.mark.parametrize("text", ["", '{"LABELS": 5}', "[1, 2]"])
+def test_a_broken_sidecar_stops_the_bundle_in_one_line(version_run, tiny_data, tmp_path, text):
+    out = _copy_of(version_run, tmp_path)
+    shutil.rmtree(out / "tiny" / "bundles", ignore_errors=True)  # another test's bundle
+    rep = json.loads((out / "tiny" / "version-a" / "report.json").read_text())
+    (out / "tiny" / "version-a" / rep["tasks"][0]["artifact"]["sidecar"]).write_text(text)
+    with pytest.raises(HarnessError, match=r"sidecar.json: not the artifact's sidecar \(\w+Error: .*\); rerun the version$"):
+        device.bundle(out, "tiny", "a", constraints_dir=tiny_data / "constraints")
+    assert not (out / "tiny" / "bundles").exists()
