@@ -319,3 +319,20 @@ def test_the_recipe_line_of_a_table_says_pruning_quantization_seed_and_members()
     pair = run.recipe_summary(recipes.load(kws_path, kws, ["ensemble.members=2"]))
     assert pair.startswith("2 × ds_cnn_s(") and ") averaged, pruning " in pair
     assert not run.recipe_summary(recipes.load(kws_path, kws, ["ensemble.members=1"])).startswith("1 ×")
+
+
+def test_a_check_on_numpy_figures_is_a_plain_bool_and_the_json_says_false_not_the_string():
+    """A numpy comparison gives numpy's bool, which JSON wrote as the string "False": true to any reader."""
+    passed = check.passes(np.float64(53.04), ">", 99.4)
+    assert type(passed) is bool and passed is False
+    assert type(check.passes(np.float32(0.1), "<", 0.5)) is bool
+
+
+def test_json_records_write_numpy_scalars_as_json_values(tmp_path):
+    import json
+    from pathlib import Path
+
+    from harness.toolkit import atomic
+
+    p = atomic.write_json(tmp_path / "r.json", {"ok": np.bool_(False), "n": np.int64(3), "x": np.float32(0.5), "p": Path("a/b")})
+    assert json.loads(p.read_text()) == {"ok": False, "n": 3, "x": 0.5, "p": "a/b"}

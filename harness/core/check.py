@@ -36,7 +36,7 @@ def passes(value: float | None, op: str, limit: float) -> bool:
     """Strict comparison; a missing, NaN or infinite measurement never passes."""
     if value is None or not math.isfinite(value):
         return False
-    return value < limit if op == "<" else value > limit
+    return bool(value < limit if op == "<" else value > limit)  # a plain bool, also for numpy figures
 
 
 def evaluate(limits: list[Limit], section: dict, metrics: dict) -> list[CheckRow]:

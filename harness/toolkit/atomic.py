@@ -37,5 +37,12 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
     return write_bytes(path, text.encode("utf-8"))
 
 
+def _plain(value):
+    """numpy scalars as the JSON values they are (a numpy bool was written as the string "False", which readers
+    take as true); anything else (paths) as text."""
+    item = getattr(value, "item", None)
+    return item() if callable(item) and getattr(value, "shape", None) == () else str(value)
+
+
 def write_json(path: str | os.PathLike, obj) -> Path:
-    return write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+    return write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_plain) + "\n")
