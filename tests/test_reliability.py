@@ -709,6 +709,22 @@ def test_a_run_over_several_versions_adds_up_their_stage_times_and_without_the_c
     assert len(ahead) == 1  # without the cache each version trains its own: nothing is built ahead
 
 
+
+def test_a_build_made_afresh_is_never_counted_as_read_from_the_cache(tmp_path, monkeypatch, toy):
+    """--no-cache builds anew even when the cache holds the entry: the run record must not say it was read."""
+    from harness.pipeline import run_all
+
+    toy_dir = Path(__file__).parent / "toy_task"
+    monkeypatch.setenv("ML4IOT_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(constraints, "CONSTRAINTS_DIR", toy_dir / "constraints")
+    ctx = Context(data_dir=tmp_path, log=lambda m: None)
+    args = ([("toy", "a")], ["toy"], {"toy": toy_dir / "recipes" / "toy-a.toml"}, ["train.epochs=3"])
+    counts = []
+    for use_cache in (True, True, False):
+        res = run_all.run_plan(ctx, *args, out_dir=tmp_path / "out", use_cache=use_cache)
+        counts.append((res["builds"], res["builds_cached"]))
+    assert counts == [(1, 0), (1, 1), (1, 0)]
+
 def test_a_one_task_run_counts_only_the_builds_of_the_tasks_it_ran(tmp_path, jena_slice):
     from harness.pipeline import run_all
 

@@ -37,9 +37,10 @@ def run_plan(ctx: Context, versions: list[tuple[str, str]], tasks: list[str] | N
             if tasks and t["task"] not in tasks:
                 continue  # kept from an earlier run
             ctx.log("   stage times (" + t["task"] + "): " + ", ".join(f"{k} {s:.1f} s" for k, s in t["seconds"].items()))
-            used += [seed["build_key"] for seed in t.get("seeds", [])]
+            used += [(seed["build_key"], seed.get("build_source")) for seed in t.get("seeds", [])]
             for k, s in t["seconds"].items():
                 totals[k] = totals.get(k, 0.0) + s
-    fresh = [key for key in used if key not in cached_before]
+    # from the cache: read (not rebuilt, not under --no-cache) from an entry that was there before this command
+    fresh = [key for key, source in used if source != run.FROM_CACHE or key not in cached_before]
     return {"failed": failed, "seconds": totals, "builds": len(used), "builds_cached": len(used) - len(fresh),
             "builds_shared": len(fresh) - len(set(fresh))}  # built once in this run, used by another version too
