@@ -85,6 +85,20 @@ def test_a_file_name_that_says_no_version_fails_with_the_expected_pattern(tmp_pa
     shutil.rmtree(subs)
 
 
+
+def test_one_version_picked_from_several_grades_its_own_files_and_no_unnamed_one(tmp_path):
+    """--version c on a three-version suite: a file named for version a belongs to a's board, and a file that
+    names no version is not taken for c (only a suite with one version and one task may leave it out)."""
+    subs = tmp_path / "subs"
+    _team(subs, "T2", "T2_kws_a.tflite", b"x")
+    (subs / "T2" / "T2_kws_x.tflite.zlib").write_bytes(b"x")
+    _team(subs, "T3", "model.tflite.zlib", b"x")
+    _team(subs, "T4", "T4_kws_c.tflite.zlib", b"x")
+    found = grade.discover(subs, "ml4iot-2022", ["c"], grade.constraints.CONSTRAINTS_DIR)
+    assert [s.path.name for s in found] == ["T2_kws_x.tflite.zlib", "model.tflite.zlib", "T4_kws_c.tflite.zlib"]
+    assert all("<team>_<task>_<version>" in s.problem for s in found[:2])
+    assert (found[2].task, found[2].version) == ("kws", "c")
+
 def test_per_limit_grading_ranks_by_limits_met_before_the_objectives():
     """An edition that grades one point per limit ranks a file meeting one limit of two above one meeting none, even
     when the second is better on the objectives; under all-limits both fail alike and the objectives decide."""

@@ -54,7 +54,9 @@ def discover(root: Path, suite: str, versions: list[str], constraints_dir: Path)
         for name in c.tasks:
             for w in get_task(name).submission_names:
                 words[w.lower()] = name
-    single = (len(cons) == 1 and len(next(iter(cons.values())).tasks) == 1)
+    # a name may be left out only when the suite itself has one version with one task, not when --version picked one
+    every = constraints.versions(suite, root=constraints_dir)
+    single = len(every) == 1 and len(cons) == 1 and len(next(iter(cons.values())).tasks) == 1
     teams = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not teams:
         raise HarnessError(f"{root}: no team folders (expected one sub-folder per team holding its files)")
@@ -67,6 +69,8 @@ def discover(root: Path, suite: str, versions: list[str], constraints_dir: Path)
         for path in files:
             sub = Submission(team.name, path)
             m = NAME.match(package.stem_of(path.name))
+            if m and m["version"].lower() in every and m["version"].lower() not in cons:
+                continue  # another version's file: graded on that version's board
             if m and m["task"].lower() in words and m["version"].lower() in cons:
                 sub.task, sub.version = words[m["task"].lower()], m["version"].lower()
             elif single:
