@@ -273,7 +273,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--storage", help="journal file path or database URL (postgresql://...); default: results/<suite>/search-<v>-<task>.journal")
     s.add_argument("--study", help="study name (default: <suite>-<version>-<task>)")
     s.add_argument("--recipe", metavar="FILE", help="base recipe (default: the version's recipe; TASK=FILE as for run also works)")
-    s.add_argument("--set", action="append", metavar="KEY=VALUE", help="fixed override applied to every trial")
+    s.add_argument("--set", action="append", metavar="KEY=VALUE", help="fixed override applied to every trial (not a key the space searches)")
     s.add_argument("--seed", type=int, default=0, help="sampler seed: the same seed, storage and worker count give the same trials")
     s.add_argument("--sampler", choices=["tpe", "nsga2"], default="tpe")
     _task_options(s)

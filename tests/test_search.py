@@ -97,6 +97,17 @@ def test_a_space_no_trial_could_use_or_another_studys_space_is_refused_before_an
                                  storage=search.open_storage(journal)).trials) == 0
 
 
+
+def test_a_fixed_value_for_a_searched_key_is_refused_before_any_trial(tmp_path, jena_slice, space):
+    """A trial's value would replace the --set one: the user would believe the key held fixed."""
+    key = search.load_space(space)[0].key
+    ctx = Context(data_dir=tmp_path, options={"jena": [jena_slice]}, log=lambda m: None)
+    cfg = search.SearchConfig(suite="ml4iot-2022", version="a", task="forecast", trials=1, space=space,
+                              out_dir=tmp_path / "results", extra_overrides=("train.batch_size=128", f"{key} = 1"))
+    with pytest.raises(HarnessError, match=rf"^--set {key} = 1: .*space.toml searches the key '{key}'; "):
+        search.search(ctx, cfg)
+    assert not (tmp_path / "results").exists()
+
 def test_choosing_the_model_resets_the_base_model_table():
     task = get("kws")
     base = task.recipes_dir / "ml4iot-2022-a.toml"
