@@ -109,6 +109,17 @@ class ForecastTask(UserFiles, TaskBase):
     def ensure_data(self, ctx, section) -> None:
         find_files(ctx)
 
+    def check_recipe_data(self, ctx, section, recipe) -> None:
+        if ctx.options.get("cross_year"):  # read before training: a bad file must not wait for the last step
+            self.cross_year_series(ctx, recipe)
+
+    def cross_year_series(self, ctx, recipe) -> jena.Series:
+        files = [Path(f) for f in ctx.options["cross_year"]]
+        key = ("cross_year", tuple(map(str, files)), recipe["data"]["duplicates"])
+        if key not in ctx.cache:
+            ctx.cache[key] = jena.load(files, duplicates=recipe["data"]["duplicates"])
+        return ctx.cache[key]
+
     def profile(self, ctx) -> profiles.Profile:
         return profiles.load(ctx.options.get("profile") or "course")
 
@@ -249,7 +260,7 @@ class ForecastTask(UserFiles, TaskBase):
     def held_out_year(self, ctx, section, recipe, runner) -> tuple[str, str]:
         """The shipped file on every window of other files (another year): windows never cross a gap there."""
         files = [Path(f) for f in ctx.options["cross_year"]]
-        s = jena.load(files, duplicates=recipe["data"]["duplicates"])
+        s = self.cross_year_series(ctx, recipe)
         K, n_in = section["output_steps"], section["input_steps"]
         xs, ys = [], []
         for a, b in profiles.segments(s.times, 0, len(s.values)):

@@ -5,6 +5,7 @@ import shutil
 import pytest
 
 from harness.core import constraints
+from harness.core.errors import HarnessError
 from harness.core.paths import ROOT
 from harness.core.task import Context
 from harness.pipeline import run
@@ -147,6 +148,16 @@ def test_cross_year_evaluates_the_shipped_file_on_another_year(tmp_path, jena_sl
     text = next(v for k, v in row.items() if k.startswith("Held-out year (mpi_roof_2017b.zip"))
     assert "MAE(T)" in text and "persistence" in text and ("PASS" in text or "FAIL" in text)
 
+
+
+def test_a_bad_held_out_year_file_stops_the_run_before_it_trains(tmp_path, jena_slice):
+    from harness.pipeline import plan
+
+    bad = tmp_path / "notzip.zip"
+    bad.write_bytes(b"not a zip")
+    ctx = Context(data_dir=tmp_path, options={"jena": [jena_slice], "cross_year": [str(bad)]}, log=lambda m: None)
+    with pytest.raises(HarnessError, match=r"notzip.zip: "):
+        plan.check(ctx, [("ml4iot-2022", "a")], ["forecast"])
 
 def _normalized_persistence(path, mean, std, k=3):
     """A file in the course's Lab 3 convention: normalized inputs, outputs in °C/%RH (here: repeat the last value)."""
