@@ -66,29 +66,32 @@ class UserFiles:
 
         o, notes, args, labels = ctx.options, [], None, None
         args_from = labels_from = None  # the file each came from, named when it is wrong
+        said = []  # each source given, in order; the last one's arguments are used
         if o.get("sidecar"):
             try:
                 side = json.loads(Path(o["sidecar"]).read_text())
                 args, labels = side["PREPROCESSING_ARGS"], side.get("LABELS")
             except (OSError, ValueError, KeyError, TypeError) as e:
                 raise HarnessError(f"{o['sidecar']}: not a sidecar with PREPROCESSING_ARGS ({type(e).__name__}: {e})") from None
-            notes.append(f"preprocessing from the sidecar {o['sidecar']}")
+            said.append(f"preprocessing from the sidecar {o['sidecar']}")
             args_from = labels_from = o["sidecar"]
         if o.get("preprocessing"):
             try:
                 args = json.loads(Path(o["preprocessing"]).read_text())
             except (OSError, ValueError) as e:
                 raise HarnessError(f"{o['preprocessing']}: not a JSON file of PREPROCESSING_ARGS ({e})") from None
-            notes.append(f"preprocessing from {o['preprocessing']}")
+            said.append(f"preprocessing from {o['preprocessing']}")
             args_from = o["preprocessing"]
         if o.get("kws_flags"):
             args = feat.args_from_course_flags(o["kws_flags"])
-            notes.append(f"preprocessing from the course command line `python kws_latency.py {o['kws_flags']}`")
+            said.append(f"preprocessing from the course command line `python kws_latency.py {o['kws_flags']}`")
             args_from = "--kws-flags"
         if args is None:
             raise HarnessError("checking a keyword-spotting file needs its preprocessing: --sidecar FILE, "
                                "--preprocessing FILE (PREPROCESSING_ARGS as JSON) or --kws-flags '...'")
         args = feat.PreprocessingArgs.from_dict(args, where=f"{args_from}: preprocessing arguments").to_dict()
+        notes.append(said[-1] + (f" (not {'; not '.join(x.removeprefix('preprocessing ') for x in said[:-1])})"
+                                 if len(said) > 1 else ""))
         if o.get("labels"):
             labels = msc.load_labels(o["labels"])
             notes.append(f"output order from {o['labels']}")

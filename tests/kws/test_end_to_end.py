@@ -284,6 +284,8 @@ def test_check_takes_the_output_order_from_the_sidecar_and_the_preprocessing_fro
     sec, rec, notes = setup(sidecar=str(side), kws_flags="--rate 16000 --mfcc")  # the flags given too decide
     assert sec["labels"] == ["stop", "go"] and rec["features"] == feat.PreprocessingArgs().to_dict()
     assert any("kws_latency.py --rate 16000 --mfcc" in n for n in notes)
+    said = [n for n in notes if n.startswith("preprocessing from")]  # one source named as used, the other as not
+    assert len(said) == 1 and said[0].endswith(f"(not from the sidecar {side})")
     sec, _, notes = setup(kws_flags="--rate 8000 --bins 16 --mfcc")
     assert sec["labels"] == ["go", "stop"] and any("the edition's labels" in n for n in notes)
 
