@@ -100,7 +100,8 @@ def read_file(path: str | Path) -> tuple[pd.DataFrame, SourceFile]:
     where = f"{path}:{member}" if member else str(path)
     text = _decode(raw, where)
     try:
-        df = pd.read_csv(io.StringIO(text), skipinitialspace=True)  # padded values: ",   -8.02"
+        # padded values: ",   -8.02"; one pass (low_memory=False), so a stray text cell gives no pandas warning
+        df = pd.read_csv(io.StringIO(text), skipinitialspace=True, low_memory=False)
     except Exception as e:  # pandas raises several types for malformed CSV
         raise HarnessError(f"{where}: cannot parse CSV ({type(e).__name__}: {e})") from None
     df.columns = [c.strip() for c in df.columns]

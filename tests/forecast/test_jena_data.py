@@ -71,6 +71,22 @@ def test_values_no_weather_gives_are_refused_with_their_row(tmp_path, row, messa
         jena.load([p])
 
 
+
+def test_a_text_cell_deep_in_a_long_file_gives_our_line_and_no_pandas_warning(tmp_path, jena_2020):
+    """pandas reads a long, wide file in chunks and warns (on stderr) when one chunk holds text in a number column."""
+    import warnings
+
+    with zipfile.ZipFile(jena_2020) as z:
+        lines = z.read(next(n for n in z.namelist() if n.endswith(".csv"))).decode("latin-1").splitlines()
+    cells = lines[-3].split(",")
+    cells[2] = "abc"  # T (degC), three rows before the end
+    lines[-3] = ",".join(cells)
+    p = _csv(tmp_path, "\n".join(lines) + "\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a warning would surface as an error here
+        with pytest.raises(HarnessError, match=rf"bad\.csv: 1 rows with a missing T/RH value .* first at data row {len(lines) - 3}"):
+            jena.load([p])
+
 def test_bad_timestamp_and_bad_zip(tmp_path):
     p = _csv(tmp_path, "date,T (degC),rh (%)\n01/01/2020,1.0,80\n")
     with pytest.raises(HarnessError, match=r"bad\.csv.*'date'"):
