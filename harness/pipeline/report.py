@@ -1,7 +1,6 @@
 """Markdown, LaTeX and JSON reports: one folder per version, plus summaries over every version run."""
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -197,7 +196,7 @@ def write_version(folder: Path, rep: dict) -> Path:
 
 def write_pages(page: Path, rep: dict) -> Path:
     # Rendered from the record as stored (keys sorted), so a page re-rendered later is the same page.
-    rep = json.loads(json.dumps(rep, sort_keys=True, default=str))
+    rep = atomic.as_stored(rep)
     atomic.write_text(page.with_suffix(".tex"), version_latex(rep))
     return atomic.write_text(page, version_markdown(rep))
 

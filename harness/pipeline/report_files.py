@@ -23,7 +23,7 @@ def _problem(rep) -> str | None:
         return "lacks the list 'tasks'" if "tasks" not in rep else "its 'tasks' is not a list"
     try:  # the summary row and the page are what is read from it: rendering both is the test
         summary_markdown([rep], "check")
-        record = json.loads(json.dumps(rep, sort_keys=True, default=str))
+        record = atomic.as_stored(rep)
         version_markdown(record)
         version_latex(record)
     except KeyError as e:

@@ -209,7 +209,7 @@ def run_task(ctx: Context, cons, task_name: str, recipe_path: Path | None = None
     sidecar.update({"artifact": art_name, "format": fmt, "sha256": per_seed[0]["artifact_sha256"],
                     "tflite_sha256": per_seed[0]["tflite_sha256"], "recipe": recipe.data, "constraints": cons.rel_path})
     files = {art_name: shipped_blob,
-             "sidecar.json": (json.dumps(sidecar, indent=2, sort_keys=True, default=str) + "\n").encode(),
+             "sidecar.json": atomic.json_text(sidecar).encode(),
              **shipped_m.files}
     if artifact_dir is not None:
         for name, blob in files.items():

@@ -44,5 +44,15 @@ def _plain(value):
     return item() if callable(item) and getattr(value, "shape", None) == () else str(value)
 
 
+def json_text(obj) -> str:
+    """The JSON text every record is written as: keys sorted, numpy scalars as values, paths as text."""
+    return json.dumps(obj, indent=2, sort_keys=True, default=_plain) + "\n"
+
+
+def as_stored(obj):
+    """The object as a reader of its JSON record sees it (pages render from this, so a re-render is the same)."""
+    return json.loads(json_text(obj))
+
+
 def write_json(path: str | os.PathLike, obj) -> Path:
-    return write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_plain) + "\n")
+    return write_text(path, json_text(obj))
