@@ -231,3 +231,12 @@ def test_the_check_before_quantization_aware_training_leaves_the_training_as_it_
         fit(m, (x, y, x[:32], y[:32]), _qat_recipe(qat), loss="mse", metrics=None, log=lines.append)
         logs[qat] = [line.split("(")[0] for line in lines if "train epoch" in line]  # losses, not seconds
     assert len(logs[0]) == 2 and logs[1] == logs[0]
+
+
+def test_a_refusal_without_tfmot_s_words_names_the_error_type(monkeypatch):
+    def fails(model, pruned):
+        raise ValueError("")
+
+    monkeypatch.setattr(shrink, "quantize_aware", fails)
+    with pytest.raises(HarnessError, match=r"^r.toml: key 'quantize.qat_epochs': .* \(ValueError\); use 0"):
+        shrink.check_quantize_aware(None, False, "r.toml")

@@ -73,7 +73,7 @@ def check_quantize_aware(model, pruned: bool, where: str = "recipe") -> None:
             warnings.simplefilter("ignore")
             quantize_aware(model, pruned)
     except (ValueError, RuntimeError, TypeError) as e:
-        reason = (str(e).strip().split(". ") or [type(e).__name__])[0].splitlines()[0]
+        reason = next(iter(str(e).strip().splitlines()), type(e).__name__).split(". ")[0]  # its first sentence
         raise HarnessError(f"{where}: key 'quantize.qat_epochs': this model cannot be trained quantization-aware "
                            f"({reason[:160]}); use 0 (int8 post-training quantization needs no training)") from None
 

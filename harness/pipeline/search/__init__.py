@@ -136,10 +136,10 @@ def search(ctx: Context, cfg: SearchConfig) -> dict:
     space_path = cfg.space or (task.recipes_dir.parent / "search_space.toml")
     space = load_space(space_path)
     searched = {p.key for p in space}
-    fixed = [ov for ov in cfg.extra_overrides if ov.split("=", 1)[0].strip() in searched]
-    if fixed:  # the trial's value would replace it: a fixed value that silently does not hold
-        raise HarnessError(f"--set {fixed[0]}: {space_path} searches the key {fixed[0].split('=', 1)[0].strip()!r}; "
-                           "remove it from the space or drop the --set")
+    for ov in cfg.extra_overrides:  # the trial's value would replace it: a fixed value that silently does not hold
+        if (key := ov.split("=", 1)[0].strip()) in searched:
+            raise HarnessError(f"--set {ov}: {space_path} searches the key {key!r}; remove it from the space or "
+                               "drop the --set")
     base = Path(cfg.base_recipe or recipes.default_path(task, cfg.suite, cfg.version))
     # fail fast, as a run does, on missing data, a broken base recipe or override, or a recipe the data cannot meet
     plan.check(ctx, [(cfg.suite, cfg.version)], [cfg.task], {cfg.task: base}, list(cfg.extra_overrides),

@@ -61,19 +61,21 @@ def repair_journal(path: Path, log=print) -> int:
             json.loads(last)
         except ValueError:
             keep = data.rfind(b"\n", 0, len(data) - 1) + 1
-    for i, line in enumerate(data[:keep].splitlines(), 1):  # a file that is no journal is refused, left untouched
+    def not_a_journal(which: str):  # a file that is no journal is refused and left untouched
+        return HarnessError(f"{path}: not an Optuna search journal ({which} is no journal record); "
+                            "left as it is: pass another --storage")
+
+    for i, line in enumerate(data[:keep].splitlines(), 1):
         try:
             record = json.loads(line)
         except ValueError:
             record = None
         if not isinstance(record, dict) or "op_code" not in record:
-            raise HarnessError(f"{path}: not an Optuna search journal (line {i} is no journal record); "
-                               "left as it is: pass another --storage")
+            raise not_a_journal(f"line {i}")
     if keep == len(data):
         return 0
-    if not data[keep:].startswith(b"{"):
-        raise HarnessError(f"{path}: not an Optuna search journal (its last line is no journal record); "
-                           "left as it is: pass another --storage")
+    if not data[keep:].startswith(b"{"):  # a torn record is the start of one
+        raise not_a_journal("its last line")
     torn = path.with_name(path.name + ".torn")  # an earlier torn record is kept too
     before = torn.read_bytes() if torn.is_file() else b""
     atomic.write_bytes(torn, before + (b"\n" if before and not before.endswith(b"\n") else b"") + data[keep:])
