@@ -2,42 +2,17 @@
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import sys
 import time
 from pathlib import Path
 
+from harness.arguments import Parser, count, out_dir, unique
 from harness.core.errors import HarnessError
 
 
 def _log(msg: str) -> None:
     print(msg, flush=True)
-
-
-def _count(text: str) -> int:
-    """argparse type of the counts (--seeds, --jobs, --trials, --folds): a bad count fails before any data is read."""
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {n}")
-    return n
-
-
-def _out_dir(text: str) -> str:
-    """argparse type of --out: a folder we can create or write, checked before any data is read or model trained
-    (a run writes its results last)."""
-    if not text.strip():
-        raise argparse.ArgumentTypeError("an empty path (it would write into the current folder)")
-    path = Path(text)
-    if path.exists() and not path.is_dir():
-        raise argparse.ArgumentTypeError(f"{text}: exists and is not a folder")
-    ancestor = next(p for p in [path, *path.absolute().parents] if p.exists())
-    if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
-        raise argparse.ArgumentTypeError(f"{text}: cannot create or write it ({ancestor} is not a writable folder)")
-    return text
 
 
 def _recipe_map(items: list[str]) -> dict[str, Path]:
@@ -246,19 +221,19 @@ def _one_version(p: argparse.ArgumentParser) -> None:
 
 def parser() -> argparse.ArgumentParser:
     results = str(Path(__file__).resolve().parents[1] / "results")
-    common = argparse.ArgumentParser(add_help=False)  # options every command shares
+    common = Parser(add_help=False)  # options every command shares
     common.add_argument("--suite", default="ml4iot-2022", help="suite name (constraints/<suite>/)")
     common.add_argument("--data-dir", help="data folder (default: $ML4IOT_DATA_DIR, else data/ in the project folder)")
-    common.add_argument("--out", type=_out_dir, default=results, help="results folder (default: results/)")
-    p = argparse.ArgumentParser(prog="python -m harness", description="Train, shrink, convert and measure tiny models against versioned constraints.")
+    common.add_argument("--out", type=out_dir, default=results, help="results folder (default: results/)")
+    p = Parser(prog="python -m harness", description="Train, shrink, convert and measure tiny models against versioned constraints.")
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", parents=[common], help="run versions of a suite; write results/<suite>/version-<v>/report.md")
     r.add_argument("--version", action="append", help="version letter; repeatable; default: all versions (--suite all: every suite)")
     r.add_argument("--all", action="store_true", help="every version of the suite")
     r.add_argument("--task", action="append", help="only these tasks (others keep their last results)")
-    r.add_argument("--seeds", type=_count, default=1, help="build the recipe with N seeds (the recipe's seed and the next "
+    r.add_argument("--seeds", type=count, default=1, help="build the recipe with N seeds (the recipe's seed and the next "
                    "N-1); the verdict needs every seed to pass (default 1)")
-    r.add_argument("--jobs", type=_count, default=1, help="seeds built in parallel worker processes (default 1)")
+    r.add_argument("--jobs", type=count, default=1, help="seeds built in parallel worker processes (default 1)")
     r.add_argument("--recipe", action="append", metavar="TASK=FILE", help="use this recipe file for a task")
     r.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe key, e.g. train.epochs=2")
     r.add_argument("--no-cache", action="store_true", help="bypass every cache (builds and features)")
@@ -267,8 +242,8 @@ def parser() -> argparse.ArgumentParser:
     r.set_defaults(fn=cmd_run)
     s = sub.add_parser("search", parents=[common], help="search recipes against one constraint file (Optuna, validation only)")
     _one_version(s)
-    s.add_argument("--seeds", type=_count, default=2, help="seeds per trial; the objective is their mean validation metric")
-    s.add_argument("--trials", type=_count, default=20, help="trials run by this worker")
+    s.add_argument("--seeds", type=count, default=2, help="seeds per trial; the objective is their mean validation metric")
+    s.add_argument("--trials", type=count, default=20, help="trials run by this worker")
     s.add_argument("--space", help="search-space TOML (default: tasks/<task>/search_space.toml)")
     s.add_argument("--storage", help="journal file path or database URL (postgresql://...); default: results/<suite>/search-<v>-<task>.journal")
     s.add_argument("--study", help="study name (default: <suite>-<version>-<task>)")
@@ -280,10 +255,10 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_search)
     cv = sub.add_parser("cv", parents=[common], help="cross-validate a recipe over train + val (K folds, test split sealed)")
     _one_version(cv)
-    cv.add_argument("--folds", type=_count, default=5, help="number of folds (default 5)")
-    cv.add_argument("--seeds", type=_count, default=1, help="build every fold with N seeds; the table gives each seed "
+    cv.add_argument("--folds", type=count, default=5, help="number of folds (default 5)")
+    cv.add_argument("--seeds", type=count, default=1, help="build every fold with N seeds; the table gives each seed "
                     "set's mean beside the overall one (default 1)")
-    cv.add_argument("--jobs", type=_count, default=1, help="fold builds run in parallel worker processes (default 1)")
+    cv.add_argument("--jobs", type=count, default=1, help="fold builds run in parallel worker processes (default 1)")
     cv.add_argument("--recipe", metavar="FILE", help="recipe file (default: the version's recipe; TASK=FILE as for run also works)")
     cv.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe key, e.g. model.width=0.5")
     cv.add_argument("--no-cache", action="store_true", help="bypass every cache (builds and features)")
@@ -314,7 +289,7 @@ def parser() -> argparse.ArgumentParser:
     il.add_argument("file", help="device-latency-<device>.json written by the bundle's script")
     il.set_defaults(fn=cmd_import_latency)
     sm = sub.add_parser("summarize", help="rewrite the version pages and summaries of a results folder from its report.json files")
-    sm.add_argument("--out", type=_out_dir, default=results, help="results folder (default: results/)")
+    sm.add_argument("--out", type=out_dir, default=results, help="results folder (default: results/)")
     sm.set_defaults(fn=cmd_summarize)
     ls = sub.add_parser("list", help="list suites and versions")
     ls.set_defaults(fn=cmd_list)
@@ -325,6 +300,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser().parse_args(argv)
     args.argv = argv  # for the run record
+    for name in ("version", "task"):  # `--version a --version a` asks for one version, measured once
+        if isinstance(getattr(args, name, None), list):
+            setattr(args, name, unique(getattr(args, name)))
     from harness.toolkit import hostinfo
 
     hostinfo.commit()  # before any work: reports name the code that started, not HEAD at the end

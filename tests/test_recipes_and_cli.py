@@ -190,7 +190,34 @@ def test_a_bad_count_is_refused_before_any_data_is_read(argv, capsys):
         parser().parse_args(argv)
     assert stop.value.code == 2
     flag = next(a for a in argv if a in ("--seeds", "--jobs", "--trials", "--folds"))
-    assert f"argument {flag}:" in capsys.readouterr().err
+    (line,) = capsys.readouterr().err.splitlines()  # one line, like every other refusal: no usage block
+    assert line.startswith(f"error: python -m harness {argv[0]}: argument {flag}:"), line
+    assert line.endswith(f"(see python -m harness {argv[0]} --help)"), line
+
+
+@pytest.mark.parametrize("argv, names", [([], "command"), (["runn"], "invalid choice: 'runn'"),
+                                         (["check", "--version", "a"], "required: model")])
+def test_a_command_line_argparse_refuses_is_one_line(argv, names, capsys):
+    from harness.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    (line,) = capsys.readouterr().err.splitlines()
+    assert stop.value.code == 2 and line.startswith("error: python -m harness") and names in line, line
+
+
+def test_a_repeated_version_or_task_is_run_once(tmp_path, monkeypatch):
+    from harness import cli
+    from harness.pipeline import run, run_all
+
+    planned = []
+    monkeypatch.setenv("HARNESS_VERBOSE", "1")
+    monkeypatch.setattr(run_all, "run_plan", lambda ctx, plan, tasks, *a, **k: planned.append((plan, tasks)) or {
+        "seconds": {}, "builds": 1, "builds_cached": 0, "builds_shared": 0, "failed": []})
+    monkeypatch.setattr(run, "record_run", lambda out, record: out / "runs" / "r.json")
+    assert cli.main(["run", "--suite", "ml4iot-2022", "--version", "b", "--version", "a", "--version", "b",
+                     "--task", "kws", "--task", "kws", "--out", str(tmp_path)]) == 0
+    assert planned == [([("ml4iot-2022", "b"), ("ml4iot-2022", "a")], ["kws"])]
 
 
 

@@ -1,0 +1,43 @@
+"""argparse's side of the command line: value types checked before any data is read, and errors in one line."""
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+
+class Parser(argparse.ArgumentParser):
+    """An argparse parser whose mistakes read like every other refusal: one `error:` line, exit 2, usage on --help."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def count(text: str) -> int:
+    """argparse type of the counts (--seeds, --jobs, --trials, --folds): a bad count fails before any data is read."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {n}")
+    return n
+
+
+def out_dir(text: str) -> str:
+    """argparse type of --out: a folder we can create or write, checked before any data is read or model trained
+    (a run writes its results last)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path (it would write into the current folder)")
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: exists and is not a folder")
+    ancestor = next(p for p in [path, *path.absolute().parents] if p.exists())
+    if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f"{text}: cannot create or write it ({ancestor} is not a writable folder)")
+    return text
+
+
+def unique(values: list[str] | None) -> list[str] | None:
+    """A repeated option's values once each, in the order given (`--version a --version a` is one version)."""
+    return None if values is None else list(dict.fromkeys(values))
