@@ -121,8 +121,10 @@ def cmd_grade(args) -> int:
 
     res = grade.grade(_context(args), Path(args.folder), args.suite, args.version, Path(args.out), timeout_s=args.timeout)
     for b in res["boards"]:
-        passed = sum(1 for r in b["rows"] if r["rep"] and r["rep"]["passed"])
-        _log(f"version {b['version']} ({b['task']}): {passed}/{len(b['rows'])} submission(s) pass")
+        passed = [r for r in b["rows"] if r["rep"] and r["rep"]["passed"]]
+        marginal = sum(1 for r in passed if any(c.get("marginal") for c in r["rep"]["checks"]))
+        _log(f"version {b['version']} ({b['task']}): {len(passed)}/{len(b['rows'])} submission(s) pass"
+             + (f" ({marginal} marginal)" if marginal else ""))
     _log(f"-> {res['folder']}/leaderboard-*.md")
     return 0
 
@@ -236,7 +238,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--jobs", type=count, default=1, help="seeds built in parallel worker processes (default 1)")
     r.add_argument("--recipe", action="append", metavar="TASK=FILE", help="use this recipe file for a task")
     r.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe key, e.g. train.epochs=2")
-    r.add_argument("--no-cache", action="store_true", help="bypass every cache (builds and features)")
+    r.add_argument("--no-cache", action="store_true", help="read no cache (builds and features); what is built replaces the cached entries")
     r.add_argument("--strict", action="store_true", help="exit 1 when a version fails its constraints")
     _task_options(r)
     r.set_defaults(fn=cmd_run)
@@ -261,7 +263,7 @@ def parser() -> argparse.ArgumentParser:
     cv.add_argument("--jobs", type=count, default=1, help="fold builds run in parallel worker processes (default 1)")
     cv.add_argument("--recipe", metavar="FILE", help="recipe file (default: the version's recipe; TASK=FILE as for run also works)")
     cv.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe key, e.g. model.width=0.5")
-    cv.add_argument("--no-cache", action="store_true", help="bypass every cache (builds and features)")
+    cv.add_argument("--no-cache", action="store_true", help="read no cache (builds and features); what is built replaces the cached entries")
     _task_options(cv)
     cv.set_defaults(fn=cmd_cv)
     sd = sub.add_parser("seed-reports", parents=[common], help="reproduce the seed reports' configurations (tasks/seed_reports.toml) and compare")

@@ -164,3 +164,37 @@ def test_a_leaderboard_ranks_measured_files_marks_misses_and_keeps_paths_inside_
     assert grade._cells(dict(board, grading="per-limit"), rows["B"])[-1] == "FAIL (1/2 points)"
     assert grade._cells(dict(board, grading="per-limit"), rows["A"])[-1] == "PASS (2/2 points)"
     assert grade._cells(board, rows["A"])[-1] == "PASS"
+    # a PASS whose interval reaches a limit keeps its mark on the board, as in the check's own table
+    rows["A"]["rep"]["checks"][0]["marginal"] = True
+    assert grade._cells(board, rows["A"])[-1] == "PASS, marginal"
+    assert grade._cells(dict(board, grading="per-limit"), rows["A"])[-1] == "PASS, marginal (2/2 points)"
+    assert "*marginal*: a PASS whose 95 % interval reaches a limit" in grade.board_markdown(board, "subs")
+    rows["B"]["rep"]["checks"][0]["marginal"] = True  # only a PASS is marginal
+    assert grade._cells(board, rows["B"])[-1] == "FAIL"
+
+
+def test_a_link_to_nothing_and_a_bad_flags_file_are_named_on_their_rows(tmp_path):
+    subs = tmp_path / "subs"
+    (subs / "G1").mkdir(parents=True)
+    (subs / "G1" / "Group1_kws_a.tflite").symlink_to(tmp_path / "gone.tflite")
+    _team(subs, "G2", "Group2_kws_b.tflite", b"x")
+    (subs / "G2" / "kws_flags.txt").write_text("--mfcc --rate eight")
+    found = grade.discover(subs, "ml4iot-2022", ["a", "b"], grade.constraints.CONSTRAINTS_DIR)
+    assert [(s.team, s.path.name) for s in found] == [("G1", "Group1_kws_a.tflite"), ("G2", "Group2_kws_b.tflite")]
+    assert found[0].problem == f"Group1_kws_a.tflite is a link to {tmp_path / 'gone.tflite'}, which is not there"
+    assert found[1].problem.startswith(f"{subs / 'G2' / 'kws_flags.txt'}: not the flags of kws_latency.py (")
+    assert "invalid int value: 'eight'" in found[1].problem
+
+
+def test_the_grade_command_counts_passes_and_marginal_ones(tmp_path, monkeypatch, capsys):
+    from harness import cli
+
+    rows = [{"rep": {"passed": True, "checks": [{"marginal": True}]}}, {"rep": {"passed": True, "checks": [{}]}},
+            {"rep": {"passed": False, "checks": [{"marginal": False}]}}, {"rep": None}]
+    monkeypatch.setenv("HARNESS_VERBOSE", "1")
+    monkeypatch.setattr(grade, "grade", lambda *a, **k: {"folder": "out", "boards": [
+        {"version": "a", "task": "kws", "rows": rows}, {"version": "b", "task": "kws", "rows": rows[1:]}]})
+    assert cli.main(["grade", str(tmp_path), "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "version a (kws): 2/4 submission(s) pass (1 marginal)\n" in out
+    assert "version b (kws): 1/3 submission(s) pass\n" in out

@@ -42,7 +42,8 @@ class Submission:
 
 
 def _model_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
+    """Model files by name; a link to nothing stays in the list, so its row can say so instead of vanishing."""
+    return sorted(p for p in folder.iterdir() if (p.is_file() or p.is_symlink()) and not p.name.startswith(".")
                   and p.name.lower().endswith(package.SUBMITTED_SUFFIXES))
 
 
@@ -82,6 +83,8 @@ def discover(root: Path, suite: str, versions: list[str], constraints_dir: Path)
                                f"{', '.join(versions)})")
             if sub.task and sub.task not in cons[sub.version].tasks:
                 sub.problem = f"{suite} version {sub.version} has no {sub.task} task"
+            if not path.is_file():
+                sub.problem = f"{path.name} is a link to {path.readlink()}, which is not there"
             if sub.problem is None:
                 try:
                     sub.options = get_task(sub.task).submission_options(team, path)
@@ -285,6 +288,8 @@ def _cells(board: dict, r: dict) -> list[str]:
     if rep:
         points = sum(1 for c in rep["checks"] if c["passed"])
         verdict = "PASS" if rep["passed"] else "FAIL"
+        if rep["passed"] and any(c.get("marginal") for c in rep["checks"]):
+            verdict += ", marginal"
         if board["grading"] == "per-limit":
             verdict += f" ({points}/{sum(1 for c in rep['checks'] if c['passed'] is not None)} points)"
         cells.append(verdict)
@@ -305,7 +310,8 @@ def board_markdown(board: dict, source: str) -> str:
     lines = [f"# Leaderboard — {board['suite']} version {board['version']}, {board['title']}", "",
              f"- Submissions: `{source}` ({len(board['rows'])} file(s)); constraints `{board['constraints']}`; "
              "every file measured by `python -m harness check` (same code and protocols as `run`).",
-             f"- Rank: {board['rank_rule']}. ✗ marks a limit the file misses.",
+             f"- Rank: {board['rank_rule']}. ✗ marks a limit the file misses; *marginal*: a PASS whose 95 % "
+             "interval reaches a limit (another test draw could fail it).",
              f"- Latency host: {board['host_line']} — not the course's device.", "", _table(board, "github"), ""]
     for r in board["rows"]:
         if r["rep"] and r["rep"].get("assumptions"):

@@ -51,6 +51,10 @@ class UserFiles:
                 path = folder / pattern.format(stem=stem)
                 if path.is_file():
                     opts["kws_flags"] = path.read_text().strip()
+                    try:  # a bad flags file is named here: the check itself only knows the flags, not their file
+                        feat.PreprocessingArgs.from_dict(feat.args_from_course_flags(opts["kws_flags"]), where="flags")
+                    except HarnessError as e:
+                        raise HarnessError(f"{path}: not the flags of kws_latency.py ({e})") from None
                     break
         if not opts:
             raise HarnessError(f"{folder}: no preprocessing arguments for {model.name} (expected {stem}.json with "
