@@ -81,6 +81,21 @@ def test_bundle_runs_with_numpy_and_litert_only_and_its_json_imports(version_run
             correct += int(runner(f).argmax() == side["LABELS"].index(label))
             n += 1
     assert measured["accuracy"]["clips"] == n and abs(measured["accuracy"]["correct"] - correct) <= 1
+    assert "XNNPACK" not in res.stderr and "INFO" not in res.stderr  # the interpreter's C++ lines are not the user's
+
+    # a cut clip or a folder without clips: one line naming it, exit 2, no JSON
+    cut = tmp_path / "clips" / side["LABELS"][0] / "cut.wav"
+    cut.parent.mkdir(parents=True)
+    cut.write_bytes(b"RIFF\x10")
+    for clips_dir, line in ((cut.parents[1], f"error: {cut}: not a readable WAV file ("),
+                            (tmp_path / "none", f"error: {tmp_path / 'none'}: no <label>/*.wav clips for the labels")):
+        (tmp_path / "iso").mkdir(exist_ok=True)
+        shutil.rmtree(tmp_path / "iso")
+        (tmp_path / "iso").mkdir()
+        bad = _run_isolated(folder / "measure_on_device.py", ["--clips", str(clips_dir), "--device", "bad"], tmp_path / "iso")
+        assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr[-2000:]
+        assert bad.stderr.startswith(line), bad.stderr
+        assert not (folder / "device-latency-bad.json").exists()
 
     res = device.import_latency(folder / "device-latency-test-device.json", version_run)
     md = (version_run / "tiny" / "version-a" / "report.md").read_text()

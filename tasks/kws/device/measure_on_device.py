@@ -9,6 +9,7 @@ Needs only numpy and a TFLite interpreter (ai-edge-litert or tflite-runtime); se
 Writes device-latency-<device>.json; bring it back with `python -m harness import-latency FILE`.
 """
 import argparse
+import contextlib
 import datetime
 import hashlib
 import io
@@ -36,6 +37,24 @@ import latency  # noqa: E402  (shipped beside this script: the harness's own tim
 SOURCE_RATE_HZ = 16000
 
 
+class Refused(Exception):
+    """A fault of the bundle or the input: one line on stderr and exit 2, nothing written."""
+
+
+@contextlib.contextmanager
+def native_stderr_silenced():
+    """The interpreter's C++ INFO lines ("Created TensorFlow Lite XNNPACK delegate") go to fd 2, not to the user."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def interpreter(model: bytes):
     try:
         from ai_edge_litert.interpreter import Interpreter
@@ -48,8 +67,9 @@ def interpreter(model: bytes):
         name += " " + version(dist)
     except Exception:  # the version is a label only
         pass
-    it = Interpreter(model_content=model, num_threads=1)
-    it.allocate_tensors()
+    with native_stderr_silenced():  # a failure still raises in Python, with its message
+        it = Interpreter(model_content=model, num_threads=1)
+        it.allocate_tensors()
     return it, name
 
 
@@ -83,10 +103,13 @@ def device_info(name):
 
 def read_wav(path) -> np.ndarray:
     """16 kHz mono int16 WAV (a path or a file object) -> float32 [16000] in [-1, 1), zero-padded at the end."""
-    with wave.open(path if hasattr(path, "read") else str(path), "rb") as w:
-        if w.getsampwidth() != 2 or w.getnchannels() != 1 or w.getframerate() != SOURCE_RATE_HZ:
-            raise SystemExit(f"{path}: expected 16 kHz mono 16-bit PCM")
-        x = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")[:SOURCE_RATE_HZ]
+    try:
+        with wave.open(path if hasattr(path, "read") else str(path), "rb") as w:
+            if w.getsampwidth() != 2 or w.getnchannels() != 1 or w.getframerate() != SOURCE_RATE_HZ:
+                raise Refused(f"{path}: expected 16 kHz mono 16-bit PCM")
+            x = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")[:SOURCE_RATE_HZ]
+    except (wave.Error, EOFError) as e:
+        raise Refused(f"{path}: not a readable WAV file ({e or type(e).__name__})") from None
     out = np.zeros(SOURCE_RATE_HZ, np.float32)
     out[:len(x)] = x.astype(np.float32) * np.float32(1.0 / 32768.0)
     return out
@@ -131,7 +154,7 @@ class Model:
 def clip_list(folder: Path, labels):
     items = [(p, labels.index(p.parent.name)) for p in sorted(folder.glob("*/*.wav")) if p.parent.name in labels]
     if not items:
-        raise SystemExit(f"{folder}: no <label>/*.wav clips for the labels {labels}")
+        raise Refused(f"{folder}: no <label>/*.wav clips for the labels {labels}")
     return items
 
 
@@ -139,9 +162,9 @@ def measure_latency(m: Model, proto: dict, clips) -> dict:
     rng = np.random.default_rng(0)
     fixed_normal = rng.standard_normal(SOURCE_RATE_HZ).astype(np.float32)
     if proto["input"] == "test-clips" and not clips:
-        raise SystemExit("this edition times the test clips: pass --clips DIR")
+        raise Refused("this edition times the test clips: pass --clips DIR")
     raw = [p.read_bytes() for p, _ in clips] if proto["input"] == "test-clips" else []
-    decoded = [read_wav(p) for p, _ in clips] if raw and not proto["decode_in_timer"] else []
+    decoded = [read_wav(p) for p, _ in clips] if raw else []  # every clip read once: a bad one is named here
 
     def step(i):
         if proto["input"] == "uniform-48k":
@@ -183,6 +206,17 @@ def measure_accuracy(m: Model, clips) -> dict:
 
 
 def main(argv=None) -> int:
+    try:
+        return measure(argv)
+    except Refused as e:
+        print(f"error: {e}", file=sys.stderr, flush=True)
+    except (OSError, EOFError, wave.Error, ValueError, KeyError) as e:  # a missing, cut or damaged file of the bundle
+        print(f"error: {getattr(e, 'filename', None) or type(e).__name__}: {getattr(e, 'strerror', None) or e}",
+              file=sys.stderr, flush=True)
+    return 2
+
+
+def measure(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--clips", help="folder of <label>/*.wav test clips (accuracy; needed by protocols that time clips)")
     p.add_argument("--device", help="device name for the JSON (default: the host name)")
@@ -192,7 +226,7 @@ def main(argv=None) -> int:
     blob = (HERE / bundle["artifact"]).read_bytes()
     sha = hashlib.sha256(blob).hexdigest()
     if sha != bundle["artifact_sha256"]:
-        raise SystemExit(f"{bundle['artifact']}: sha256 {sha} is not the bundle's {bundle['artifact_sha256']}")
+        raise Refused(f"{bundle['artifact']}: sha256 {sha} is not the bundle's {bundle['artifact_sha256']}")
     side = json.loads((HERE / "sidecar.json").read_text())
     consts = dict(np.load(HERE / "frontend.npz"))
     m = Model(unpack(blob, bundle["artifact"]), consts, side["PREPROCESSING_ARGS"])
