@@ -24,6 +24,7 @@ from harness.pipeline import publish, report, report_files
 from harness.pipeline.run import RUNTIMES_LABEL
 from harness.toolkit import atomic
 
+SCHEMA = "ml4iot-device-measurement/1"  # what the task's device script writes
 # The interpreters the script accepts; the bundle pins the one this harness measures with.
 REQUIREMENTS = ("numpy>=1.24", "ai-edge-litert==2.3.0  # or: tflite-runtime (e.g. on a Raspberry Pi with Python 3.9)")
 
@@ -104,20 +105,33 @@ def _readme(m: dict) -> str:
             "version's tables as \"Latency on <device> (imported)\", checked against the limit.\n")
 
 
-def import_latency(path: Path, out_dir: Path) -> dict:
-    """Attach a device JSON to its version's tables (the sha256 must be the version's artifact)."""
+def import_latency(path: Path, out_dir: Path, constraints_dir: Path | None = None) -> dict:
+    """Attach a device JSON to its version's tables (the sha256 must be the version's artifact, the protocol the
+    version's own)."""
+    from harness.core import constraints
+
     try:
         dev = json.loads(Path(path).read_text())
         suite, version, task, sha = dev["suite"], dev["version"], dev["task"], dev["artifact_sha256"]
         value, name, metric = float(dev["latency"]["metric_ms"]), str(dev["device"]["name"]), dev["metric"]
+        schema, protocol = dev["schema"], dev["protocol"]
     except FileNotFoundError:
         raise HarnessError(f"{path}: no such file") from None
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise HarnessError(f"{path}: not a device measurement JSON ({type(e).__name__}: {e})") from None
+    if schema != SCHEMA:
+        raise HarnessError(f"{path}: schema {schema!r} is not {SCHEMA!r} (the bundle's measure_on_device.py writes it)")
     if not math.isfinite(value) or value <= 0:  # NaN would also write a report.json no JSON reader accepts
         raise HarnessError(f"{path}: key 'latency.metric_ms' must be a positive number of ms, got {value}")
     folder, rep = _version_report(out_dir, suite, version)
     entry = _task_entry(rep, task, folder / "report.json")
+    section = constraints.load(suite, version, root=constraints_dir or constraints.CONSTRAINTS_DIR).task(task)
+    expected = section.get("latency")
+    if protocol != expected:  # a figure timed under another protocol (an older bundle, an edited file) is no figure here
+        differ = sorted(k for k in {*(protocol or {}), *(expected or {})}
+                        if (protocol or {}).get(k) != (expected or {}).get(k)) if isinstance(protocol, dict) else ["all"]
+        raise HarnessError(f"{path}: measured under another latency protocol than {suite} version {version}'s "
+                           f"(differs in: {', '.join(differ)}); bundle the version again and measure with that bundle")
     if not entry.get("seeds"):  # the host verdict is read from them; the stored one may hold an earlier import
         raise HarnessError(f"{folder / 'report.json'}: task {task!r} has no per-seed records (an older report); "
                            f"run {suite} version {version} again")

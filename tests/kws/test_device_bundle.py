@@ -97,44 +97,37 @@ def test_bundle_runs_with_numpy_and_litert_only_and_its_json_imports(version_run
         assert bad.stderr.startswith(line), bad.stderr
         assert not (folder / "device-latency-bad.json").exists()
 
-    res = device.import_latency(folder / "device-latency-test-device.json", version_run)
+    res = _import(folder / "device-latency-test-device.json", version_run, tiny_data)
     md = (version_run / "tiny" / "version-a" / "report.md").read_text()
     assert "Latency on test-device (imported" in md and res["row"]["passed"] is True
     again = json.loads((version_run / "tiny" / "version-a" / "report.json").read_text())
     assert sum(1 for c in again["tasks"][0]["checks"] if c.get("imported")) == 1
-    device.import_latency(folder / "device-latency-test-device.json", version_run)  # a re-import replaces the row
+    _import(folder / "device-latency-test-device.json", version_run, tiny_data)  # a re-import replaces the row
     again = json.loads((version_run / "tiny" / "version-a" / "report.json").read_text())
     assert sum(1 for c in again["tasks"][0]["checks"] if c.get("imported")) == 1
     assert again["passed"] == rep["passed"]  # a passing device figure leaves the verdict as it was
     assert (version_run / "tiny" / "summary.md").is_file()
 
 
-def test_a_device_figure_above_the_limit_fails_the_version(version_run, tmp_path):
+def test_a_device_figure_above_the_limit_fails_the_version(version_run, tmp_path, tiny_data):
     rep = json.loads((version_run / "tiny" / "version-a" / "report.json").read_text())
-    fake = {"suite": "tiny", "version": "a", "task": "kws", "artifact_sha256": rep["tasks"][0]["artifact"]["sha256"],
-            "metric": "latency_ms", "device": {"name": "slow-board"}, "runtime": "tflite_runtime 2.14.0",
-            "latency": {"metric_ms": 5000.0}}
-    path = tmp_path / "slow.json"
-    path.write_text(json.dumps(fake))
-    res = device.import_latency(path, version_run)
+    path = _figure(rep, tmp_path / "slow.json", tiny_data, device={"name": "slow-board"}, latency={"metric_ms": 5000.0})
+    res = _import(path, version_run, tiny_data)
     assert res["row"]["passed"] is False and res["passed"] is False
     md = (version_run / "tiny" / "version-a" / "report.md").read_text()
     assert "the imported device latency misses the limit" in md
 
 
-def test_import_refuses_a_figure_of_another_file(version_run, tmp_path):
+def test_import_refuses_a_figure_of_another_file(version_run, tmp_path, tiny_data):
     rep = json.loads((version_run / "tiny" / "version-a" / "report.json").read_text())
-    fake = {"suite": "tiny", "version": "a", "task": "kws", "artifact_sha256": "0" * 64, "metric": "latency_ms",
-            "device": {"name": "rpi"}, "latency": {"metric_ms": 1.0}}
-    path = tmp_path / "other.json"
-    path.write_text(json.dumps(fake))
+    path = _figure(rep, tmp_path / "other.json", tiny_data, artifact_sha256="0" * 64, latency={"metric_ms": 1.0})
     before = (version_run / "tiny" / "version-a" / "report.json").read_text()
     with pytest.raises(HarnessError, match="is not tiny version a's shipped"):
-        device.import_latency(path, version_run)
+        _import(path, version_run, tiny_data)
     assert (version_run / "tiny" / "version-a" / "report.json").read_text() == before  # nothing changed
     path.write_text("{not json")
     with pytest.raises(HarnessError, match="not a device measurement JSON"):
-        device.import_latency(path, version_run)
+        _import(path, version_run, tiny_data)
     assert rep["tasks"][0]["artifact"]["sha256"]
 
 
@@ -145,15 +138,23 @@ def _copy_of(version_run, tmp_path) -> Path:
     return out
 
 
-def _figure(rep, path, **changes):
-    fake = {"suite": "tiny", "version": "a", "task": "kws", "artifact_sha256": rep["tasks"][0]["artifact"]["sha256"],
-            "metric": "latency_ms", "device": {"name": "rpi"}, "runtime": "tflite_runtime 2.14.0",
-            "latency": {"metric_ms": 0.001}}
+def _import(path, out, tiny_data):
+    return device.import_latency(path, out, constraints_dir=tiny_data / "constraints")
+
+
+def _figure(rep, path, tiny_data, **changes):
+    """A device JSON as the bundle's script writes it, for the tiny suite's version a."""
+    from harness.core import constraints
+
+    protocol = constraints.load("tiny", "a", root=tiny_data / "constraints").task("kws")["latency"]
+    fake = {"schema": device.SCHEMA, "suite": "tiny", "version": "a", "task": "kws", "protocol": protocol,
+            "artifact_sha256": rep["tasks"][0]["artifact"]["sha256"], "metric": "latency_ms", "device": {"name": "rpi"},
+            "runtime": "tflite_runtime 2.14.0", "latency": {"metric_ms": 0.001}}
     path.write_text(json.dumps({**fake, **changes}))
     return path
 
 
-def test_a_fast_device_figure_never_turns_a_failing_seed_into_a_pass(version_run, tmp_path):
+def test_a_fast_device_figure_never_turns_a_failing_seed_into_a_pass(version_run, tmp_path, tiny_data):
     out = _copy_of(version_run, tmp_path)
     record = out / "tiny" / "version-a" / "report.json"
     rep = json.loads(record.read_text())
@@ -164,23 +165,23 @@ def test_a_fast_device_figure_never_turns_a_failing_seed_into_a_pass(version_run
         s["passed"] = True
     task["seeds"][0]["passed"] = False  # a seed that missed a limit on the host
     record.write_text(json.dumps(rep))
-    res = device.import_latency(_figure(rep, tmp_path / "fast.json"), out)
+    res = _import(_figure(rep, tmp_path / "fast.json", tiny_data), out, tiny_data)
     assert res["row"]["passed"] is True and res["passed"] is False
     assert res["row"]["label"] == "Latency on rpi (imported, tflite_runtime 2.14.0)"
     fig = json.loads((tmp_path / "fast.json").read_text())
     del fig["runtime"]
     (tmp_path / "fast.json").write_text(json.dumps(fig))
-    assert device.import_latency(tmp_path / "fast.json", out)["row"]["label"] == "Latency on rpi (imported, runtime unknown)"
+    assert _import(tmp_path / "fast.json", out, tiny_data)["row"]["label"] == "Latency on rpi (imported, runtime unknown)"
 
 
-def test_a_device_figure_without_a_limit_is_reported_not_judged(version_run, tmp_path):
+def test_a_device_figure_without_a_limit_is_reported_not_judged(version_run, tmp_path, tiny_data):
     out = _copy_of(version_run, tmp_path)
     record = out / "tiny" / "version-a" / "report.json"
     rep = json.loads(record.read_text())
     row = next(c for c in rep["tasks"][0]["checks"] if c["metric"] == "latency_ms")
     row["limit"] = None  # an edition that states no latency limit
     record.write_text(json.dumps(rep))
-    res = device.import_latency(_figure(rep, tmp_path / "slow.json", latency={"metric_ms": 5000.0}), out)
+    res = _import(_figure(rep, tmp_path / "slow.json", tiny_data, latency={"metric_ms": 5000.0}), out, tiny_data)
     assert res["row"]["passed"] is None
     assert json.loads(record.read_text())["tasks"][0]["passed"] == rep["tasks"][0]["passed"]
 
@@ -189,11 +190,11 @@ def test_import_and_bundle_refuse_what_they_cannot_attach_in_one_line(version_ru
     rep = json.loads((version_run / "tiny" / "version-a" / "report.json").read_text())
     before = (version_run / "tiny" / "version-a" / "report.json").read_text()
     with pytest.raises(HarnessError, match=r"nope.json: no such file$"):
-        device.import_latency(tmp_path / "nope.json", version_run)
+        _import(tmp_path / "nope.json", version_run, tiny_data)
     with pytest.raises(HarnessError, match=r"report.json: no task 'forecast' \(has kws\)$"):
-        device.import_latency(_figure(rep, tmp_path / "f.json", task="forecast"), version_run)
+        _import(_figure(rep, tmp_path / "f.json", tiny_data, task="forecast"), version_run, tiny_data)
     with pytest.raises(HarnessError, match=r"e.json: tiny version a has no 'energy_mj' row to compare with$"):
-        device.import_latency(_figure(rep, tmp_path / "e.json", metric="energy_mj"), version_run)
+        _import(_figure(rep, tmp_path / "e.json", tiny_data, metric="energy_mj"), version_run, tiny_data)
     assert (version_run / "tiny" / "version-a" / "report.json").read_text() == before
     out = _copy_of(version_run, tmp_path)
     shutil.rmtree(out / "tiny" / "bundles", ignore_errors=True)  # another test's bundle
@@ -205,7 +206,7 @@ def test_import_and_bundle_refuse_what_they_cannot_attach_in_one_line(version_ru
 
 
 
-def test_a_report_without_seed_records_is_refused_in_one_line_and_left_as_it_was(version_run, tmp_path):
+def test_a_report_without_seed_records_is_refused_in_one_line_and_left_as_it_was(version_run, tmp_path, tiny_data):
     out = _copy_of(version_run, tmp_path)
     record = out / "tiny" / "version-a" / "report.json"
     rep = json.loads(record.read_text())
@@ -214,17 +215,17 @@ def test_a_report_without_seed_records_is_refused_in_one_line_and_left_as_it_was
     before = {p: p.read_bytes() for p in (out / "tiny" / "version-a").rglob("*") if p.is_file()}
     with pytest.raises(HarnessError, match=r"report.json: task 'kws' has no per-seed records \(an older report\); "
                                            r"run tiny version a again$"):
-        device.import_latency(_figure(rep, tmp_path / "fast.json"), out)
+        _import(_figure(rep, tmp_path / "fast.json", tiny_data), out, tiny_data)
     assert {p: p.read_bytes() for p in (out / "tiny" / "version-a").rglob("*") if p.is_file()} == before
 
 
 @pytest.mark.parametrize("figure", [-5.0, 0.0, float("nan"), float("inf")])
-def test_a_device_figure_that_is_no_positive_time_is_refused_in_one_line(version_run, tmp_path, figure):
+def test_a_device_figure_that_is_no_positive_time_is_refused_in_one_line(version_run, tmp_path, figure, tiny_data):
     out = _copy_of(version_run, tmp_path)
     rep = json.loads((out / "tiny" / "version-a" / "report.json").read_text())
     before = (out / "tiny" / "version-a" / "report.json").read_bytes()
     with pytest.raises(HarnessError, match=r"odd.json: key 'latency.metric_ms' must be a positive number of ms, got "):
-        device.import_latency(_figure(rep, tmp_path / "odd.json", latency={"metric_ms": figure}), out)
+        _import(_figure(rep, tmp_path / "odd.json", tiny_data, latency={"metric_ms": figure}), out, tiny_data)
     assert (out / "tiny" / "version-a" / "report.json").read_bytes() == before
 
 
@@ -237,3 +238,25 @@ def test_a_broken_sidecar_stops_the_bundle_in_one_line(version_run, tiny_data, t
     with pytest.raises(HarnessError, match=r"sidecar.json: not the artifact's sidecar \(\w+Error: .*\); rerun the version$"):
         device.bundle(out, "tiny", "a", constraints_dir=tiny_data / "constraints")
     assert not (out / "tiny" / "bundles").exists()
+
+
+def test_a_figure_of_another_schema_or_latency_protocol_is_refused_and_nothing_changes(version_run, tiny_data, tmp_path):
+    from harness.core import constraints
+
+    rep = json.loads((version_run / "tiny" / "version-a" / "report.json").read_text())
+    before = (version_run / "tiny" / "version-a" / "report.json").read_bytes()
+    protocol = constraints.load("tiny", "a", root=tiny_data / "constraints").task("kws")["latency"]
+    with pytest.raises(HarnessError, match=r"s.json: schema 'mine/2' is not 'ml4iot-device-measurement/1' \(the bundle's"):
+        _import(_figure(rep, tmp_path / "s.json", tiny_data, schema="mine/2"), version_run, tiny_data)
+    with pytest.raises(HarnessError, match=r"s.json: not a device measurement JSON \(KeyError: 'schema'\)$"):
+        fig = json.loads((tmp_path / "s.json").read_text())
+        del fig["schema"]
+        (tmp_path / "s.json").write_text(json.dumps(fig))
+        _import(tmp_path / "s.json", version_run, tiny_data)
+    other = {**protocol, "runs": protocol["runs"] + 1, "statistic": "mean" if protocol["statistic"] != "mean" else "median"}
+    with pytest.raises(HarnessError, match=r"p.json: measured under another latency protocol than tiny version a's "
+                                           r"\(differs in: runs, statistic\); bundle the version again"):
+        _import(_figure(rep, tmp_path / "p.json", tiny_data, protocol=other), version_run, tiny_data)
+    with pytest.raises(HarnessError, match=r"\(differs in: all\)"):
+        _import(_figure(rep, tmp_path / "p.json", tiny_data, protocol="course"), version_run, tiny_data)
+    assert (version_run / "tiny" / "version-a" / "report.json").read_bytes() == before
