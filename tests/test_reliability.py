@@ -566,6 +566,16 @@ def test_a_publication_cut_short_by_any_error_leaves_the_previous_files_and_noth
     assert sorted(p.name for p in final.parent.iterdir()) == ["version-a"]  # the replaced set is not kept aside
 
 
+def test_a_file_of_the_user_where_results_would_go_is_refused_and_kept(tmp_path):
+    final = tmp_path / "suite" / "check-a-model"
+    final.parent.mkdir()
+    final.write_text("my notes")
+    with pytest.raises(HarnessError, match=r"check-a-model: exists and is not a folder of results \(move it away"):
+        with publish.together(final) as staging:
+            (staging / "report.json").write_text("{}")
+    assert final.read_text() == "my notes" and sorted(p.name for p in final.parent.iterdir()) == ["check-a-model"]
+
+
 @pytest.mark.parametrize("torn", [b'{"op_code": 5, "trial_id": 1, "sta', b'{"op_code": 5, "trial_id": 1, "sta\n'])
 def test_a_torn_last_journal_record_is_cut_off_at_the_end_of_the_last_whole_one(tmp_path, torn):
     path = tmp_path / "s.journal"

@@ -43,6 +43,8 @@ def recover(final: Path) -> None:
 
 def stage(final: Path) -> Path:
     """A fresh staging folder for `final` (same file system, so the swap is a rename)."""
+    if final.exists() and not final.is_dir():  # a user's own file there is never swapped out
+        raise HarnessError(f"{final}: exists and is not a folder of results (move it away, or write elsewhere with --out)")
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
         recover(final)
