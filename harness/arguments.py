@@ -3,13 +3,22 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 
 class Parser(argparse.ArgumentParser):
     """An argparse parser whose mistakes read like every other refusal: one `error:` line, exit 2, usage on --help."""
 
+    def parse_known_args(self, args=None, namespace=None):
+        self._given = list(sys.argv[1:] if args is None else args)  # what error() may point at
+        return super().parse_known_args(args, namespace)
+
     def error(self, message: str):
+        greedy = [o for a in self._actions if a.nargs in ("+", "*") for o in a.option_strings
+                  if o in getattr(self, "_given", ())]
+        if "arguments are required" in message and greedy:  # `grade --jena f.zip subs/`: the folder went to --jena
+            message += f"; {greedy[0]} takes every value up to the next option, so give the positional argument first"
         self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
 
 

@@ -196,7 +196,9 @@ def test_a_bad_count_is_refused_before_any_data_is_read(argv, capsys):
 
 
 @pytest.mark.parametrize("argv, names", [([], "command"), (["runn"], "invalid choice: 'runn'"),
-                                         (["check", "--version", "a"], "required: model")])
+                                         (["check", "--version", "a"], "required: model"),
+                                         (["grade", "--jena", "a.zip", "subs"], "required: folder; --jena takes every "
+                                          "value up to the next option, so give the positional argument first")])
 def test_a_command_line_argparse_refuses_is_one_line(argv, names, capsys):
     from harness.cli import main
 
@@ -204,6 +206,7 @@ def test_a_command_line_argparse_refuses_is_one_line(argv, names, capsys):
         main(argv)
     (line,) = capsys.readouterr().err.splitlines()
     assert stop.value.code == 2 and line.startswith("error: python -m harness") and names in line, line
+    assert ("takes every value" in line) == ("--jena" in argv)  # the hint only when such an option was given
 
 
 def test_a_repeated_version_or_task_is_run_once(tmp_path, monkeypatch):
