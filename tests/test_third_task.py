@@ -123,6 +123,14 @@ def test_a_checks_report_pair_appears_together_or_not_at_all(tmp_path, toy, monk
     assert said == [] and again["report"].endswith("check-a-mine/report.md")
     check_file.check_file(ctx, models[1], "toy", "a", "toy", out=out, constraints_dir=TOY / "constraints")
     assert sorted(p.name for p in folder.parent.iterdir()) == ["check-a-mine", "check-a-mine-2"]
+    # a file of the user's own where the report folder would go: refused before anything is measured, and kept
+    mine = tmp_path / "w3" / "other.tflite.zlib"
+    mine.write_bytes(models[0].read_bytes())
+    (out / "toy" / "check-a-other").write_text("my notes")
+    with monkeypatch.context() as m, pytest.raises(cli.HarnessError, match=r"check-a-other: exists and is not a folder"):
+        m.setattr(run, "measure_artifact", lambda *a, **k: pytest.fail("measured before the output was checked"))
+        check_file.check_file(ctx, mine, "toy", "a", "toy", out=out, constraints_dir=TOY / "constraints")
+    assert (out / "toy" / "check-a-other").read_text() == "my notes"
 
 
 def test_a_recipe_whose_shipped_seed_passes_but_another_fails_fails(tmp_path, monkeypatch, toy):

@@ -38,6 +38,9 @@ def check_file(ctx: Context, model: Path, suite: str, version: str, task_name: s
         raise HarnessError(f"{model}: cannot read the model file ({e.strerror or e})") from None
     fmt = package.format_of(str(model))
     deployed = package.unpack(blob, fmt, str(model))  # a file that cannot be unpacked fails before the data are read
+    if out is not None:  # where the report will go, refused now rather than after the measurement
+        first, folder = report_folders(Path(out) / suite, version, model)
+        publish.writable(folder)
     section = dict(cons.task(task_name))
     default = recipes.default_path(task, suite, version)
     if not default.is_file():  # an edition without a recipe of ours: the task's first recipe gives the defaults
@@ -60,7 +63,6 @@ def check_file(ctx: Context, model: Path, suite: str, version: str, task_name: s
            "host_line": hostinfo.host_line(), "constraints": cons.rel_path, "details": m.details}
     text = markdown(rep)
     if out is not None:
-        first, folder = report_folders(Path(out) / suite, version, model)
         if folder != first:
             ctx.log(f"note: {first} holds the report of another file named {model.name}; this one goes to {folder.name}")
         write_report(folder, rep, text)

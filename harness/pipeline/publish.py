@@ -41,10 +41,17 @@ def recover(final: Path) -> None:
             p.unlink(missing_ok=True)  # a temp file of an atomic write that was killed
 
 
+def writable(final: Path) -> Path:
+    """`final`, refused when a file of the user's own stands there (it is never swapped out); checked before the work
+    that fills it, and again when it is staged."""
+    if final.exists() and not final.is_dir():
+        raise HarnessError(f"{final}: exists and is not a folder of results (move it away, or write elsewhere with --out)")
+    return final
+
+
 def stage(final: Path) -> Path:
     """A fresh staging folder for `final` (same file system, so the swap is a rename)."""
-    if final.exists() and not final.is_dir():  # a user's own file there is never swapped out
-        raise HarnessError(f"{final}: exists and is not a folder of results (move it away, or write elsewhere with --out)")
+    writable(final)
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
         recover(final)
