@@ -126,10 +126,10 @@ def import_latency(path: Path, out_dir: Path, constraints_dir: Path | None = Non
     folder, rep = _version_report(out_dir, suite, version)
     entry = _task_entry(rep, task, folder / "report.json")
     section = constraints.load(suite, version, root=constraints_dir or constraints.CONSTRAINTS_DIR).task(task)
-    expected = section.get("latency")
+    expected = section.get("latency") or {}
     if protocol != expected:  # a figure timed under another protocol (an older bundle, an edited file) is no figure here
-        differ = sorted(k for k in {*(protocol or {}), *(expected or {})}
-                        if (protocol or {}).get(k) != (expected or {}).get(k)) if isinstance(protocol, dict) else ["all"]
+        differ = (sorted(k for k in {*protocol, *expected} if protocol.get(k) != expected.get(k))
+                  if isinstance(protocol, dict) else ["all"])
         raise HarnessError(f"{path}: measured under another latency protocol than {suite} version {version}'s "
                            f"(differs in: {', '.join(differ)}); bundle the version again and measure with that bundle")
     if not entry.get("seeds"):  # the host verdict is read from them; the stored one may hold an earlier import
