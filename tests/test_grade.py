@@ -189,8 +189,9 @@ def test_a_link_to_nothing_and_a_bad_flags_file_are_named_on_their_rows(tmp_path
 def test_the_grade_command_counts_passes_and_marginal_ones(tmp_path, monkeypatch, capsys):
     from harness import cli
 
-    rows = [{"rep": {"passed": True, "checks": [{"marginal": True}]}}, {"rep": {"passed": True, "checks": [{}]}},
-            {"rep": {"passed": False, "checks": [{"marginal": False}]}}, {"rep": None}]
+    rows = [{"rep": {"passed": True, "checks": [{"marginal": True}, {"marginal": False}]}},  # marginal on one limit
+            {"rep": {"passed": True, "checks": [{}]}},
+            {"rep": {"passed": False, "checks": [{"marginal": True}]}}, {"rep": None}]  # only a PASS is marginal
     monkeypatch.setenv("HARNESS_VERBOSE", "1")
     monkeypatch.setattr(grade, "grade", lambda *a, **k: {"folder": "out", "boards": [
         {"version": "a", "task": "kws", "rows": rows}, {"version": "b", "task": "kws", "rows": rows[1:]}]})

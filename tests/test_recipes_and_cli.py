@@ -492,3 +492,44 @@ def test_a_command_silences_native_stderr_while_it_runs_and_gives_it_back(monkey
     os.write(2, b"after\n")
     print("python after", file=sys.stderr)
     assert capfd.readouterr().err.splitlines() == ["error: x.toml: bad key", "after", "python after"]
+
+
+def test_the_positional_hint_is_given_only_when_a_positional_is_missing(capsys):
+    from harness.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["run", "--jena", "a.zip", "--seeds", "0"])
+    (line,) = capsys.readouterr().err.splitlines()
+    assert stop.value.code == 2 and "argument --seeds: must be >= 1, got 0" in line, line
+    assert "takes every value" not in line, line
+
+
+@pytest.mark.parametrize("text", ["", " ", "   \t"])
+def test_an_out_of_only_blanks_is_an_empty_path(text):
+    import argparse
+
+    from harness import arguments
+
+    with pytest.raises(argparse.ArgumentTypeError, match="an empty path"):
+        arguments.out_dir(text)
+
+
+def test_out_under_an_executable_file_is_refused(tmp_path):
+    """Run as root, the access check alone passes for an executable file: the folder test must refuse it."""
+    import argparse
+
+    from harness import arguments
+
+    script = tmp_path / "run.sh"
+    script.write_text("#!/bin/sh\n")
+    script.chmod(0o755)
+    with pytest.raises(argparse.ArgumentTypeError, match=r"run.sh/sub: cannot create or write it .*is not a writable folder"):
+        arguments.out_dir(str(script / "sub"))
+
+
+def test_search_takes_its_recipe_as_task_equals_file_too(tmp_path, capfd, shared_data):
+    from harness import cli
+
+    assert cli.main(["search", "--suite", "ml4iot-2025", "--version", "a", "--trials", "1", "--data-dir", str(shared_data),
+                     "--recipe", f"kws={tmp_path / 'gone.toml'}", "--out", str(tmp_path / "out")]) == 2
+    assert capfd.readouterr().err.strip().splitlines()[-1] == f"error: {tmp_path / 'gone.toml'}: no such recipe file"

@@ -751,3 +751,14 @@ def test_a_one_task_run_counts_only_the_builds_of_the_tasks_it_ran(tmp_path, jen
     res = run_all.run_plan(ctx, [("ml4iot-2022", "a")], ["forecast"], overrides=OVERRIDES, out_dir=out)
     assert (res["builds"], res["builds_cached"]) == (1, 1)
     assert res["seconds"]["measure"] < 50.0  # the kept task's stage times are not this run's
+
+
+@pytest.mark.parametrize("text, line", [(b'{"a": 1}\n', 1),                                    # JSON, no op_code
+                                        (b'{"op_code": 0, "worker_id": "x"}\n[1, 2]\n', 2),   # JSON, not an object
+                                        (b'# header\n{"op_code": 0, "worker_id": "x"}\n', 1)])  # only line 1 is wrong
+def test_a_storage_file_with_a_line_that_is_no_journal_record_is_refused_and_named(tmp_path, text, line):
+    path = tmp_path / "notes.txt"
+    path.write_bytes(text)
+    with pytest.raises(HarnessError, match=rf"notes.txt: not an Optuna search journal \(line {line} is no journal record\)"):
+        search.repair_journal(path, log=lambda m: None)
+    assert path.read_bytes() == text and sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]

@@ -305,3 +305,17 @@ def test_version_fails_when_a_kept_task_passes_and_the_run_task_fails(tmp_path, 
                           overrides=QUICK, constraints_dir=tmp_path / "cons")
     by = {t["task"]: t["passed"] for t in rep["tasks"]}
     assert by == {"forecast": False, "kws": True} and rep["passed"] is False
+
+
+def test_the_held_out_year_series_is_read_once_per_duplicates_policy(tmp_path, monkeypatch):
+    from harness.core.task import Context, get
+    from tasks.forecast import task as forecast_task
+
+    calls = []
+    monkeypatch.setattr(forecast_task.jena, "load", lambda files, duplicates: calls.append(duplicates) or f"series-{duplicates}")
+    task = get("forecast")
+    ctx = Context(data_dir=tmp_path, options={"cross_year": [str(tmp_path / "2020.csv")]}, log=lambda m: None)
+    assert task.cross_year_series(ctx, {"data": {"duplicates": "keep"}}) == "series-keep"
+    assert task.cross_year_series(ctx, {"data": {"duplicates": "drop"}}) == "series-drop"
+    assert task.cross_year_series(ctx, {"data": {"duplicates": "keep"}}) == "series-keep"
+    assert calls == ["keep", "drop"]  # cached per policy, never one policy's series for the other

@@ -260,3 +260,45 @@ def test_a_figure_of_another_schema_or_latency_protocol_is_refused_and_nothing_c
     with pytest.raises(HarnessError, match=r"\(differs in: all\)"):
         _import(_figure(rep, tmp_path / "p.json", tiny_data, protocol="course"), version_run, tiny_data)
     assert (version_run / "tiny" / "version-a" / "report.json").read_bytes() == before
+
+
+def test_a_passing_figure_imported_over_a_failing_one_restores_the_seeds_verdict(version_run, tmp_path, tiny_data):
+    out = _copy_of(version_run, tmp_path)
+    record = out / "tiny" / "version-a" / "report.json"
+    rep = json.loads(record.read_text())
+    task = rep["tasks"][0]
+    task["checks"] = [c for c in task["checks"] if not c.get("imported")]
+    for s in task["seeds"]:
+        s["passed"] = True
+    task["passed"] = True
+    record.write_text(json.dumps(rep))
+    slow = _import(_figure(rep, tmp_path / "slow.json", tiny_data, latency={"metric_ms": 5000.0}), out, tiny_data)
+    assert slow["row"]["passed"] is False and json.loads(record.read_text())["tasks"][0]["passed"] is False
+    fast = _import(_figure(rep, tmp_path / "fast.json", tiny_data), out, tiny_data)  # same device: replaces the row
+    assert fast["row"]["passed"] is True
+    assert json.loads(record.read_text())["tasks"][0]["passed"] is True  # the verdict is the seeds', not the stored one
+
+
+def test_a_protocol_key_the_figure_lacks_is_named(version_run, tiny_data, tmp_path):
+    from harness.core import constraints
+
+    rep = json.loads((version_run / "tiny" / "version-a" / "report.json").read_text())
+    protocol = constraints.load("tiny", "a", root=tiny_data / "constraints").task("kws")["latency"]
+    partial = {k: v for k, v in protocol.items() if k != "runs"}
+    with pytest.raises(HarnessError, match=r"\(differs in: runs\); bundle the version again"):
+        _import(_figure(rep, tmp_path / "p.json", tiny_data, protocol=partial), version_run, tiny_data)
+
+
+def test_a_damaged_bundle_is_refused_in_one_error_line_with_exit_2(version_run, tiny_data, tmp_path):
+    folder, _ = device.bundle(version_run, "tiny", "a", constraints_dir=tiny_data / "constraints")
+    for n, (damage, start) in enumerate([
+            (lambda b: (b / "frontend.npz").unlink(), "error: "),
+            (lambda b: (b / "model.tflite.zip").write_bytes(b"not the model"), "error: model.tflite.zip: sha256 ")]):
+        copy = tmp_path / f"bundle{n}"
+        shutil.copytree(folder, copy)
+        damage(copy)
+        (tmp_path / f"iso{n}").mkdir()
+        res = _run_isolated(copy / "measure_on_device.py", ["--device", "bad"], tmp_path / f"iso{n}")
+        assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr[-2000:]
+        assert res.stderr.startswith(start), res.stderr
+        assert not list(copy.glob("device-latency-*.json"))
