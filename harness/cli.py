@@ -117,12 +117,13 @@ def cmd_check(args) -> int:
 
 
 def cmd_grade(args) -> int:
+    from harness.core.check import marginal_pass
     from harness.pipeline import grade
 
     res = grade.grade(_context(args), Path(args.folder), args.suite, args.version, Path(args.out), timeout_s=args.timeout)
     for b in res["boards"]:
         passed = [r for r in b["rows"] if r["rep"] and r["rep"]["passed"]]
-        marginal = sum(1 for r in passed if any(c.get("marginal") for c in r["rep"]["checks"]))
+        marginal = sum(1 for r in passed if marginal_pass(r["rep"]))
         _log(f"version {b['version']} ({b['task']}): {len(passed)}/{len(b['rows'])} submission(s) pass"
              + (f" ({marginal} marginal)" if marginal else ""))
     _log(f"-> {res['folder']}/leaderboard-*.md")

@@ -65,6 +65,11 @@ def crosses(op: str, limit: float, interval: tuple[float, float] | None) -> bool
     return hi >= limit if op == "<" else lo <= limit
 
 
+def marginal_pass(record: dict) -> bool:
+    """A recorded PASS (a task entry or a check report: 'passed' and 'checks') with a limit its interval reaches."""
+    return bool(record["passed"]) and any(c.get("marginal") for c in record["checks"])
+
+
 def baseline_rows(limits: list[Limit], section: dict, metrics: dict) -> list[CheckRow]:
     """A baseline (e.g. persistence) checked under the same limits, on the metrics it has (not size)."""
     return [r for r in evaluate(limits, section, metrics) if r.measured is not None and r.limit is not None]

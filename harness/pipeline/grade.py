@@ -20,7 +20,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from harness.core import constraints
+from harness.core import check, constraints
 from harness.core.errors import HarnessError
 from harness.core.paths import rel
 from harness.core.task import Context
@@ -288,7 +288,7 @@ def _cells(board: dict, r: dict) -> list[str]:
     if rep:
         points = sum(1 for c in rep["checks"] if c["passed"])
         verdict = "PASS" if rep["passed"] else "FAIL"
-        if rep["passed"] and any(c.get("marginal") for c in rep["checks"]):
+        if check.marginal_pass(rep):
             verdict += ", marginal"
         if board["grading"] == "per-limit":
             verdict += f" ({points}/{sum(1 for c in rep['checks'] if c['passed'] is not None)} points)"

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
+from harness.core import check
 from harness.toolkit import atomic
 
 HEADERS = ["Metric", "Limit", "Shipped artifact", "95 % interval", "Over seeds: mean ± sd [min, max]", "Result"]
@@ -100,9 +101,8 @@ def task_verdict(task: dict) -> str:
     n = len(task.get("seeds", [])) or 1
     k = sum(1 for s in task.get("seeds", []) if s["passed"])
     word = "PASS" if task["passed"] else "FAIL"
-    marginal = any(c.get("marginal") for c in task["checks"])
     device = [c for c in task["checks"] if c.get("imported") and c["passed"] is False]
-    return (f"{word} ({k}/{n} seeds)" + (", marginal" if marginal and task["passed"] else "")
+    return (f"{word} ({k}/{n} seeds)" + (", marginal" if check.marginal_pass(task) else "")
             + ("; the imported device latency misses the limit" if device else ""))
 
 
