@@ -47,6 +47,10 @@ def out_dir(text: str) -> str:
     return text
 
 
-def unique(values: list[str] | None) -> list[str] | None:
-    """A repeated option's values once each, in the order given (`--version a --version a` is one version)."""
-    return None if values is None else list(dict.fromkeys(values))
+class AppendOnce(argparse.Action):
+    """A repeatable option whose values are kept once each, in the order given (`--version a --version a` is one
+    version, measured once)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        kept = list(getattr(namespace, self.dest) or [])
+        setattr(namespace, self.dest, kept if values in kept else kept + [values])

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from harness.arguments import Parser, count, out_dir, unique
+from harness.arguments import AppendOnce, Parser, count, out_dir
 from harness.core.errors import HarnessError
 
 
@@ -231,9 +231,9 @@ def parser() -> argparse.ArgumentParser:
     p = Parser(prog="python -m harness", description="Train, shrink, convert and measure tiny models against versioned constraints.")
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", parents=[common], help="run versions of a suite; write results/<suite>/version-<v>/report.md")
-    r.add_argument("--version", action="append", help="version letter; repeatable; default: all versions (--suite all: every suite)")
+    r.add_argument("--version", action=AppendOnce, help="version letter; repeatable; default: all versions (--suite all: every suite)")
     r.add_argument("--all", action="store_true", help="every version of the suite")
-    r.add_argument("--task", action="append", help="only these tasks (others keep their last results)")
+    r.add_argument("--task", action=AppendOnce, help="only these tasks (others keep their last results)")
     r.add_argument("--seeds", type=count, default=1, help="build the recipe with N seeds (the recipe's seed and the next "
                    "N-1); the verdict needs every seed to pass (default 1)")
     r.add_argument("--jobs", type=count, default=1, help="seeds built in parallel worker processes (default 1)")
@@ -280,7 +280,7 @@ def parser() -> argparse.ArgumentParser:
     g = sub.add_parser("grade", parents=[common], help="check every submission of a folder (one sub-folder per team) "
                        "and write a leaderboard per version")
     g.add_argument("folder", help="folder of team folders holding files named <team>_<task>_<version>.tflite[.zlib|.zip]")
-    g.add_argument("--version", action="append", help="only these versions (default: every version of the suite)")
+    g.add_argument("--version", action=AppendOnce, help="only these versions (default: every version of the suite)")
     g.add_argument("--timeout", type=float, default=600.0, help="seconds one submission may take before it FAILs")
     _task_options(g, check=True)
     g.set_defaults(fn=cmd_grade, no_cache=False)
@@ -303,9 +303,6 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser().parse_args(argv)
     args.argv = argv  # for the run record
-    for name in ("version", "task"):  # `--version a --version a` asks for one version, measured once
-        if isinstance(getattr(args, name, None), list):
-            setattr(args, name, unique(getattr(args, name)))
     from harness.toolkit import hostinfo
 
     hostinfo.commit()  # before any work: reports name the code that started, not HEAD at the end
