@@ -17,6 +17,7 @@ import zipfile
 from pathlib import Path
 
 from harness.core import check as checks
+from harness.core import constraints
 from harness.core.errors import HarnessError
 from harness.core.paths import rel
 from harness.core.task import get as get_task
@@ -52,8 +53,6 @@ def _task_entry(rep: dict, task: str | None, where: Path) -> dict:
 def bundle(out_dir: Path, suite: str, version: str, task_name: str | None = None,
            constraints_dir: Path | None = None) -> tuple[Path, Path]:
     """Write <out>/<suite>/bundles/version-<v>-<task>/ and its .zip; returns both paths."""
-    from harness.core import constraints
-
     folder, rep = _version_report(out_dir, suite, version)
     entry = _task_entry(rep, task_name, folder / "report.json")
     task = get_task(entry["task"])
@@ -108,8 +107,6 @@ def _readme(m: dict) -> str:
 def import_latency(path: Path, out_dir: Path, constraints_dir: Path | None = None) -> dict:
     """Attach a device JSON to its version's tables (the sha256 must be the version's artifact, the protocol the
     version's own)."""
-    from harness.core import constraints
-
     try:
         dev = json.loads(Path(path).read_text())
         suite, version, task, sha = dev["suite"], dev["version"], dev["task"], dev["artifact_sha256"]
@@ -125,8 +122,10 @@ def import_latency(path: Path, out_dir: Path, constraints_dir: Path | None = Non
         raise HarnessError(f"{path}: key 'latency.metric_ms' must be a positive number of ms, got {value}")
     folder, rep = _version_report(out_dir, suite, version)
     entry = _task_entry(rep, task, folder / "report.json")
+    if not hasattr(get_task(task), "device_protocol"):  # optional, as device_files is
+        raise HarnessError(f"{path}: task {task!r} has no device measurement to import (no device script for it)")
     section = constraints.load(suite, version, root=constraints_dir or constraints.CONSTRAINTS_DIR).task(task)
-    expected = section.get("latency") or {}
+    expected = get_task(task).device_protocol(section)
     if protocol != expected:  # a figure timed under another protocol (an older bundle, an edited file) is no figure here
         differ = (sorted(k for k in {*protocol, *expected} if protocol.get(k) != expected.get(k))
                   if isinstance(protocol, dict) else ["all"])

@@ -126,6 +126,13 @@ class UserFiles:
             padded[:min(len(low), args.sampling_rate)] = low[:args.sampling_rate]
             out[i, ..., 0] = ex.at_rate(padded)
         return out
+    def device_protocol(self, section) -> dict:
+        """What the device script times under (the constraint file's [kws.latency]); `import-latency` holds a device
+        figure against it."""
+        if not section.get("latency"):
+            raise HarnessError("this version has no latency protocol to run on a device")
+        return section["latency"]
+
     def device_files(self, section, sidecar) -> dict:
         """`bundle`: the device script, the feature and timing code it imports (this project's own files, copied
         verbatim) and the feature constants, so the device needs numpy and an interpreter only."""
@@ -134,8 +141,7 @@ class UserFiles:
         from harness.toolkit.measure import latency as timing
         from tasks.kws.features import kernels
 
-        if not section.get("latency"):
-            raise HarnessError("this version has no latency protocol to run on a device")
+        protocol = self.device_protocol(section)
         args = feat.PreprocessingArgs.from_dict(sidecar["PREPROCESSING_ARGS"])
         ex = feat.NumpyFeatures(args)
         consts = {"window": ex.window, "mel": ex.mel, "dct": ex.dct if ex.dct is not None else np.zeros((0, 0), np.float32),
@@ -149,5 +155,5 @@ class UserFiles:
         here = Path(__file__).parent
         return {"measure_on_device.py": (here / "device" / "measure_on_device.py").read_bytes(),
                 "kernels.py": Path(kernels.__file__).read_bytes(), "latency.py": Path(timing.__file__).read_bytes(),
-                "frontend.npz": buf.getvalue()}, {"protocol": section["latency"], "metric": "latency_ms",
+                "frontend.npz": buf.getvalue()}, {"protocol": protocol, "metric": "latency_ms",
                                                    "command": "python measure_on_device.py [--clips DIR] [--device NAME]"}

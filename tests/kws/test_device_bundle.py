@@ -302,3 +302,13 @@ def test_a_damaged_bundle_is_refused_in_one_error_line_with_exit_2(version_run, 
         assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr[-2000:]
         assert res.stderr.startswith(start), res.stderr
         assert not list(copy.glob("device-latency-*.json"))
+
+
+def test_a_figure_for_a_task_without_a_device_script_is_refused(version_run, tiny_data, tmp_path):
+    out = _copy_of(version_run, tmp_path)
+    record = out / "tiny" / "version-a" / "report.json"
+    rep = json.loads(record.read_text())
+    rep["tasks"][0]["task"] = "forecast"  # a task with no device_protocol
+    record.write_text(json.dumps(rep))
+    with pytest.raises(HarnessError, match=r"f.json: task 'forecast' has no device measurement to import"):
+        _import(_figure(rep, tmp_path / "f.json", tiny_data, task="forecast"), out, tiny_data)

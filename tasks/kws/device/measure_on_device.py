@@ -43,7 +43,8 @@ class Refused(Exception):
 
 @contextlib.contextmanager
 def native_stderr_silenced():
-    """The interpreter's C++ INFO lines ("Created TensorFlow Lite XNNPACK delegate") go to fd 2, not to the user."""
+    """The interpreter's C++ INFO lines ("Created TensorFlow Lite XNNPACK delegate") go to fd 2, not to the user.
+    (The harness's own silencer lives beside TensorFlow's setup, which this script cannot ship.)"""
     sys.stderr.flush()
     saved = os.dup(2)
     try:
@@ -210,7 +211,7 @@ def main(argv=None) -> int:
         return measure(argv)
     except Refused as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
-    except (OSError, EOFError, wave.Error, ValueError, KeyError) as e:  # a missing, cut or damaged file of the bundle
+    except (OSError, EOFError, ValueError, KeyError) as e:  # a missing, cut or damaged file of the bundle (clips: Refused)
         print(f"error: {getattr(e, 'filename', None) or type(e).__name__}: {getattr(e, 'strerror', None) or e}",
               file=sys.stderr, flush=True)
     return 2
