@@ -49,6 +49,10 @@ def repair_journal(path: Path, log=print) -> int:
     make every later resume fail, so it is moved to `<journal>.torn` before the study is opened."""
     import json
 
+    def not_a_journal(which: str):  # a file that is no journal is refused and left untouched
+        return HarnessError(f"{path}: not an Optuna search journal ({which} is no journal record); "
+                            "left as it is: pass another --storage")
+
     if not path.is_file():
         return 0
     data = path.read_bytes()
@@ -61,10 +65,6 @@ def repair_journal(path: Path, log=print) -> int:
             json.loads(last)
         except ValueError:
             keep = data.rfind(b"\n", 0, len(data) - 1) + 1
-    def not_a_journal(which: str):  # a file that is no journal is refused and left untouched
-        return HarnessError(f"{path}: not an Optuna search journal ({which} is no journal record); "
-                            "left as it is: pass another --storage")
-
     for i, line in enumerate(data[:keep].splitlines(), 1):
         try:
             record = json.loads(line)
